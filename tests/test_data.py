@@ -1,0 +1,79 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tt_tf.data import (HISTORY_COLUMN, Columns, DataError, build_schema, feature_dict, harmonise_ids,
+                        query_frame, read_table, training_dataset)
+from tt_tf.schema import Tags
+
+INTERACTIONS = pd.DataFrame({"user_id": [1, 1, 1, 2, 2], "item_id": [10, 11, 12, 10, 13],
+                             "timestamp": [3, 1, 2, 5, 4]})
+USERS = pd.DataFrame({"user_id": [1, 2], "age": [20.0, 40.0]})
+ITEMS = pd.DataFrame({"item_id": [10, 11, 12, 13], "genres": ["a|b", "b", "", "a"]})
+
+
+def rows_of(dataset):
+    rows = []
+    for batch in dataset:
+        for i in range(len(batch["user_id"])):
+            rows.append((int(batch["user_id"][i]), int(batch["item_id"][i]), batch[HISTORY_COLUMN][i].numpy().decode()))
+    return sorted(rows)
+
+
+def test_history_all_mode_excludes_only_the_target():
+    schema = build_schema(INTERACTIONS, USERS, ITEMS)
+    rows = rows_of(training_dataset(INTERACTIONS, USERS, ITEMS, schema, batch_size=2, shuffle=False))
+    # user 1 ordered by time: 11 (t1), 12 (t2), 10 (t3)
+    assert rows == [(1, 10, "11|12"), (1, 11, "12|10"), (1, 12, "11|10"), (2, 10, "13"), (2, 13, "10")]
+
+
+def test_history_before_mode_sees_only_the_past():
+    schema = build_schema(INTERACTIONS, USERS, ITEMS)
+    rows = rows_of(training_dataset(INTERACTIONS, USERS, ITEMS, schema, batch_size=3, shuffle=False,
+                                    history_mode="before"))
+    assert rows == [(1, 10, "11|12"), (1, 11, ""), (1, 12, "11"), (2, 10, "13"), (2, 13, "")]
+    with pytest.raises(ValueError, match="history_mode"):
+        training_dataset(INTERACTIONS, USERS, ITEMS, schema, history_mode="future")
+
+
+def test_schema_shares_item_table_and_uses_training_ids():
+    schema = build_schema(INTERACTIONS.iloc[:3], USERS, ITEMS, max_history_length=5)
+    history = schema[HISTORY_COLUMN]
+    assert history.has(Tags.USER, Tags.LIST, Tags.SEQUENCE)
+    assert history.embedding_table == "item_id" and history.properties["max_length"] == 5
+    assert sorted(schema["item_id"].vocabulary) == ["10", "11", "12"]  # 13 never seen in training -> OOV
+    assert schema.select_by_tag(Tags.USER).column_names == ["user_id", "age", HISTORY_COLUMN]
+
+
+def test_query_frame_and_feature_dict_missing_values():
+    frame = query_frame([1, 2, 3], USERS, INTERACTIONS)
+    assert frame[HISTORY_COLUMN].tolist() == ["11|12|10", "13|10", ""]
+    schema = build_schema(INTERACTIONS, USERS, ITEMS)
+    feats = feature_dict(frame, schema.select_by_tag(Tags.USER))
+    assert np.isnan(feats["age"][2]) and feats["user_id"].dtype == np.int64
+
+
+def test_harmonise_ids_mixed_types():
+    frames = harmonise_ids({"a": pd.DataFrame({"id": [1, 2]}), "b": pd.DataFrame({"id": ["x", "2"]})}, "id")
+    assert frames["a"]["id"].tolist() == ["1", "2"]
+    with pytest.raises(DataError, match="non-integer"):
+        harmonise_ids({"a": pd.DataFrame({"id": [1.5, 2.0]})}, "id")
+    with pytest.raises(DataError, match="missing values"):
+        harmonise_ids({"a": pd.DataFrame({"id": [1, None]})}, "id")
+
+
+def test_read_table_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_table(tmp_path / "nope.csv", "users")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        read_table(tmp_path / "empty.csv", "users")
+    (tmp_path / "header.csv").write_text("user_id,age\n")
+    with pytest.raises(DataError, match="no rows"):
+        read_table(tmp_path / "header.csv", "users")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(DataError, match="unknown format"):
+        read_table(tmp_path / "x.json", "users")
+    USERS.to_parquet(tmp_path / "u.parquet")
+    assert read_table(tmp_path / "u.parquet").equals(USERS)
+    assert Columns().timestamp == "timestamp"

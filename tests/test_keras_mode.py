@@ -1,0 +1,40 @@
+"""`import tt_tf` routes tf.keras to tf_keras, or says how to fix it; checked in fresh processes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code):
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_import_tt_tf_first_makes_tfrs_usable():
+    result = run_python(
+        "import tt_tf, os\n"
+        "import tensorflow as tf, tensorflow_recommenders as tfrs\n"
+        "assert os.environ['TF_USE_LEGACY_KERAS'] == '1'\n"
+        "assert tf.keras.__name__.startswith('tf_keras'), tf.keras.__name__\n"
+        "task = tfrs.tasks.Retrieval()\n"
+        "print('ok', type(task).__mro__[1].__module__)\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok tf_keras" in result.stdout
+
+
+def test_tensorflow_imported_but_keras_unresolved_still_works():
+    result = run_python("import tensorflow as tf\nimport tt_tf\nprint(tf.keras.__name__)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith("tf_keras")
+
+
+def test_keras3_already_resolved_raises_import_error_with_fix():
+    result = run_python("import tensorflow as tf\n_ = tf.keras.layers\nimport tt_tf\n")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError")
+    assert "TF_USE_LEGACY_KERAS=1" in last and "import tt_tf before" in last

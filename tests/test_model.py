@@ -1,0 +1,145 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import PickVectors, softmax_loss_reference
+from tt_tf._keras import keras, tf
+from tt_tf.frequency import StaticItemFrequency
+from tt_tf.model import TwoTowerModel, TwoTowerModelV2
+from tt_tf.samplers import InBatchSampler, NegativeSampler
+
+# Hand-sized batch: 3 rows, items a, b, a (rows 0 and 2 share item "a").
+QUERY = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+CANDIDATE = np.array([[0.8, 0.6], [0.0, 1.0], [1.0, 0.0]], np.float32)
+IDS = np.array(["a", "b", "a"])
+FEATURES = {"q": QUERY, "c": CANDIDATE, "item_id": IDS}
+# training counts a: 3, b: 1 -> q(a) = 0.75, q(b) = 0.25
+FREQUENCY_IDS, FREQUENCY_COUNTS = ["a", "b"], [3, 1]
+LOG_Q = np.log(np.array([0.75, 0.25, 0.75]))
+
+
+def model(**kwargs):
+    return TwoTowerModel(PickVectors("q"), PickVectors("c"), candidate_id_feature="item_id", **kwargs)
+
+
+def reference(temperature, log_q=None, mask_same_id=True):
+    logits = QUERY.astype(np.float64) @ CANDIDATE.T.astype(np.float64) / temperature
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    if mask_same_id:
+        same = (IDS[:, None] == IDS[None, :]) & ~np.eye(3, dtype=bool)
+        logits = np.where(same, -1e30, logits)
+    return softmax_loss_reference(logits, np.arange(3))
+
+
+def loss_of(m):
+    return float(m.compute_loss(FEATURES, training=False))
+
+
+def test_loss_with_temperature_and_duplicate_item_matches_numpy():
+    m = model(logits_temperature=0.5)
+    np.testing.assert_allclose(loss_of(m), reference(0.5), rtol=1e-5)
+    # without masking, row 0 competes with row 2's copy of its own item: higher loss
+    unmasked = model(logits_temperature=0.5, downscore_false_negatives=False)
+    np.testing.assert_allclose(loss_of(unmasked), reference(0.5, mask_same_id=False), rtol=1e-5)
+    assert loss_of(unmasked) > loss_of(m)
+
+
+def test_logq_sign_and_order_relative_to_temperature():
+    frequency = StaticItemFrequency(FREQUENCY_IDS, FREQUENCY_COUNTS)
+    m = model(logits_temperature=0.5, item_frequency=frequency, logq_correction=True)
+    got = loss_of(m)
+    np.testing.assert_allclose(got, reference(0.5, LOG_Q), rtol=1e-5)  # s / T - log q
+    # the other order, (s - log q) / T, and the wrong sign give different losses
+    assert abs(got - reference(0.5, LOG_Q * 0.5)) > 1e-3
+    assert abs(got - reference(0.5, -LOG_Q)) > 1e-3
+    # by hand, row 1 (item b): logits = [0.6/0.5 + 0.2877, 1/0.5 + 1.3863, 0.8/0.5 + 0.2877]
+    # = [1.4877, 3.3863, 1.8877]; exp sum = 4.427 + 29.556 + 6.604 = 40.587; ln = 3.7035
+    # -> log softmax of the positive = 3.3863 - 3.7035 = -0.3172
+    row = np.array([1.2 - np.log(0.75), 2.0 - np.log(0.25), 1.6 - np.log(0.75)])
+    assert row[1] - np.log(np.exp(row).sum()) == pytest.approx(-0.3172, abs=1e-3)
+
+
+def test_logq_correction_needs_frequencies():
+    with pytest.raises(ValueError, match="item_frequency"):
+        model(logq_correction=True)
+    with pytest.raises(ValueError, match="logits_temperature"):
+        model(logits_temperature=0)
+
+
+class FixedNegatives(NegativeSampler):
+    """Two extra negatives shared by the batch, drawn with probability 0.5 each."""
+
+    def call(self, query_embeddings, positive_embeddings, positive_ids, positive_log_q, training=None):
+        vectors = tf.constant([[-1.0, 0.0], [0.0, -1.0]])
+        return vectors, tf.constant(["x", "y"]), tf.math.log(tf.constant([0.5, 0.5]))
+
+
+def test_sampler_extension_point_adds_negatives():
+    extra = np.array([[-1.0, 0.0], [0.0, -1.0]], np.float32)
+    scores = QUERY @ np.concatenate([CANDIDATE, extra]).T
+    # only extra negatives: in-batch columns other than the row's own are out
+    only_extra = np.full((3, 5), -1e30)
+    only_extra[np.arange(3), np.arange(3)] = scores[np.arange(3), np.arange(3)]
+    only_extra[:, 3:] = scores[:, 3:]
+    np.testing.assert_allclose(loss_of(model(negative_samplers=[FixedNegatives()])),
+                               softmax_loss_reference(only_extra, np.arange(3)), rtol=1e-5)
+    # in-batch + extra: every column, same-id duplicates masked
+    both = scores.copy()
+    both[0, 2] = both[2, 0] = -1e30
+    np.testing.assert_allclose(loss_of(model(negative_samplers=[InBatchSampler(), FixedNegatives()])),
+                               softmax_loss_reference(both, np.arange(3)), rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        model(negative_samplers="popularity")
+
+
+def test_merlin_alias_and_serialisation_round_trip():
+    assert TwoTowerModelV2 is TwoTowerModel
+    frequency = StaticItemFrequency(FREQUENCY_IDS, FREQUENCY_COUNTS)
+    m = model(logits_temperature=0.2, item_frequency=frequency)
+    restored = TwoTowerModel.from_config(m.get_config())
+    assert restored.get_config() == m.get_config()
+    np.testing.assert_allclose(loss_of(restored), loss_of(m), rtol=1e-6)
+    freq2 = keras.layers.deserialize(keras.layers.serialize(frequency))
+    np.testing.assert_allclose(freq2(tf.constant(["a", "b", "zzz"])).numpy(), np.log([0.75, 0.25, 0.25]), rtol=1e-6)
+    sampler = keras.layers.deserialize(keras.layers.serialize(InBatchSampler()))
+    assert isinstance(sampler, InBatchSampler) and sampler.uses_batch_positives
+
+
+def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
+    from tt_tf.config import TrainConfig
+    from tt_tf.train import train_model
+    train, valid, _, users, items = tiny_tables
+    config = TrainConfig(epochs=2, batch_size=64, query_dimensions=[16, 8], candidate_dimensions=[16, 8],
+                         id_embedding_dim=8, early_stopping_patience=1)
+    callbacks = [keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt" / "weights"), save_weights_only=True,
+                                                 monitor="val_recall_at_10", mode="max", save_best_only=True),
+                 keras.callbacks.TensorBoard(str(tmp_path / "tb"))]
+    result = train_model(train, users, items, config, valid=valid, callbacks=callbacks, verbose=0)
+    history = result.history
+    assert {"loss", "in_batch_recall_at_10", "in_batch_recall_at_100", "val_recall_at_10", "val_ndcg_at_10",
+            "val_mrr"} <= set(history)
+    assert all(np.isfinite(history["loss"]))
+    assert list((tmp_path / "ckpt").glob("weights*")), "ModelCheckpoint wrote nothing"
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*")), "TensorBoard wrote nothing"
+    result.model.load_weights(str(tmp_path / "ckpt" / "weights"))
+
+
+def test_training_lowers_loss_and_beats_popularity():
+    """On data with a clear latent structure the model learns more than popularity."""
+    from tt_tf.config import TrainConfig
+    from tt_tf.data import query_frame
+    from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics
+    from tt_tf.synthetic import leave_last_out, make_synthetic
+    from tt_tf.train import train_model
+    interactions, users, items = make_synthetic(num_users=400, num_items=150, mean_interactions=20, seed=1)
+    train, _, test = leave_last_out(interactions)
+    config = TrainConfig(epochs=6, batch_size=256, query_dimensions=[32, 16], candidate_dimensions=[32, 16],
+                         id_embedding_dim=16, learning_rate=3e-3)
+    result = train_model(train, users, items, config, verbose=0)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    evaluator = FullCatalogueEvaluator(items.item_id, result.model.candidate_tower.encode(items))
+    frame = query_frame(users.user_id, users, train)
+    model_recall = evaluator.evaluate(users.user_id, result.model.query_tower.encode(frame), test, known=train)
+    popular = popularity_metrics(train, items.item_id, test, known=train)
+    assert model_recall["recall@10"] > popular["recall@10"]

@@ -1,0 +1,245 @@
+"""Tables -> schema and tf.data pipelines.
+
+Three tables: interactions (user id, item id, timestamp, anything else), users and items
+(one row per id, feature columns). Column names are configurable through ``Columns``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import tf
+from tt_tf.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema, vocabulary_of
+
+HISTORY_COLUMN = "history_item_ids"
+HISTORY_SEPARATOR = "|"
+HISTORY_MODES = ("all", "before")
+
+
+class DataError(ValueError):
+    """Bad input data; the message is one line that names the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Names of the id and time columns in the input tables."""
+
+    user_id: str = "user_id"
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+
+
+def read_table(path, name: str = "table") -> pd.DataFrame:
+    """Read a CSV or Parquet file, with one-line errors for the usual mistakes."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{name} file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{name} path is a directory, expected a .csv or .parquet file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise DataError(f"{name} file {path} has an unknown format {suffix!r}; use .csv or .parquet")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name} file is empty: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{name} file {path} could not be read: {str(error).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{name} file has no rows: {path}")
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns, name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _id_kind(series: pd.Series, name: str) -> str:
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        values = series.dropna()
+        if len(values) and (values == values.round()).all():
+            return "int"
+        raise DataError(f"{name} has non-integer numeric ids; ids must be integers or strings")
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        return "str"
+    raise DataError(f"{name} has ids of unsupported type {series.dtype}; ids must be integers or strings")
+
+
+def harmonise_ids(frames: dict, column: str) -> dict:
+    """Give ``column`` one dtype (int64, or str if any table has text ids) across tables."""
+    present = {name: f for name, f in frames.items() if f is not None}
+    for name, frame in present.items():
+        if frame[column].isna().any():
+            raise DataError(f"{name} has missing values in id column {column!r}")
+    kinds = {name: _id_kind(f[column], f"{name} column {column!r}") for name, f in present.items()}
+    target = "int" if set(kinds.values()) == {"int"} else "str"
+    out = dict(frames)
+    for name, frame in present.items():
+        frame = frame.copy()
+        frame[column] = frame[column].astype("int64") if target == "int" else categorical_tokens(frame[column])
+        out[name] = frame
+    return out
+
+
+def user_histories(interactions: pd.DataFrame, columns: Columns = Columns()) -> pd.Series:
+    """user id -> list of item tokens the user interacted with, oldest first."""
+    order = [c for c in (columns.user_id, columns.timestamp, columns.item_id) if c in interactions.columns]
+    frame = interactions.sort_values(order, kind="stable")
+    tokens = categorical_tokens(frame[columns.item_id])
+    return tokens.groupby(frame[columns.user_id].to_numpy()).agg(list)
+
+
+def history_strings(user_ids, histories: pd.Series, max_length: int | None = None) -> np.ndarray:
+    """The history feature of each user: the last ``max_length`` item ids joined by ``|``."""
+    def join(user):
+        items = histories.get(user, [])
+        if not isinstance(items, list):
+            items = []
+        return HISTORY_SEPARATOR.join(items[-max_length:] if max_length else items)
+    return np.array([join(u) for u in user_ids], dtype=object)
+
+
+def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
+                 columns: Columns = Columns(), use_history: bool = True, max_history_length: int | None = None,
+                 overrides: dict | None = None, exclude=(), min_id_frequency: int = 1) -> Schema:
+    """The training schema: user columns, item columns and (optionally) the history column.
+
+    Id vocabularies come from the training interactions, so ids never seen in training go to
+    the OOV bucket (cold items are then represented by their features alone).
+    """
+    overrides = dict(overrides or {})
+    parts = []
+    for table, id_column, owner, id_tag in ((users, columns.user_id, Tags.USER, Tags.USER_ID),
+                                           (items, columns.item_id, Tags.ITEM, Tags.ITEM_ID)):
+        frame = table if table is not None else interactions[[id_column]].drop_duplicates()
+        own = {k: v for k, v in overrides.items() if k in frame.columns}
+        schema = infer_schema(frame, tags=[owner], id_column=id_column, id_tag=id_tag, overrides=own,
+                              exclude=[c for c in exclude if c in frame.columns and c != id_column])
+        vocab = vocabulary_of(categorical_tokens(interactions[id_column]), min_id_frequency)
+        parts.append(schema.replace(schema[id_column].with_properties(vocabulary=vocab)))
+    schema = parts[0] + parts[1]
+    if use_history:
+        item_id = schema[columns.item_id]
+        props = {"separator": HISTORY_SEPARATOR, "vocabulary": item_id.vocabulary,
+                 "embedding_table": item_id.embedding_table}
+        if max_history_length:
+            props["max_length"] = int(max_history_length)
+        schema = schema + Schema([ColumnSchema(
+            HISTORY_COLUMN, "string", (Tags.USER, Tags.CATEGORICAL, Tags.LIST, Tags.SEQUENCE), props)])
+    return schema
+
+
+def feature_dict(frame: pd.DataFrame, schema: Schema) -> dict:
+    """Raw feature arrays in the dtypes the towers take; missing values stay recognisable
+    (NaN for continuous, '' for text, -1 for integer codes) and land in OOV/fill values."""
+    out = {}
+    for column in schema:
+        if not column.is_feature:
+            continue
+        if column.name not in frame.columns:
+            raise DataError(f"input is missing feature column {column.name!r}")
+        values = frame[column.name]
+        if column.dtype == "float32":
+            out[column.name] = pd.to_numeric(values, errors="coerce").to_numpy(np.float32)
+        elif column.dtype == "int64":
+            numeric = pd.to_numeric(values, errors="coerce")
+            out[column.name] = numeric.fillna(-1).round().astype("int64").to_numpy()
+        else:
+            out[column.name] = np.asarray(categorical_tokens(values).reindex(values.index).fillna(""),
+                                          dtype=object).astype(bytes)
+    return out
+
+
+def join_features(interactions: pd.DataFrame, users, items, columns: Columns = Columns()) -> pd.DataFrame:
+    """Interactions with their user and item feature columns (left joins)."""
+    frame = interactions
+    for table, key in ((users, columns.user_id), (items, columns.item_id)):
+        if table is None:
+            continue
+        extra = [c for c in table.columns if c != key and c not in frame.columns]
+        frame = frame.merge(table[[key] + extra].drop_duplicates(key), on=key, how="left")
+    return frame
+
+
+def training_dataset(interactions: pd.DataFrame, users, items, schema: Schema,
+                     columns: Columns = Columns(), batch_size: int = 1024, shuffle: bool = True,
+                     seed: int | None = None, history_mode: str = "all",
+                     drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches of raw feature dicts, one row per interaction: user columns, item columns and,
+    when the schema has it, the user's history of item ids.
+
+    Args:
+        history_mode: ``all``: every other training interaction of the user (the row's own
+            item removed), which matches a random hold-out; ``before``: only interactions
+            earlier in (timestamp, item id) order, which matches a hold-out of each user's
+            latest interactions (the query side never sees the future).
+    """
+    if history_mode not in HISTORY_MODES:
+        raise ValueError(f"history_mode must be one of {HISTORY_MODES}, got {history_mode!r}")
+    frame = join_features(interactions, users, items, columns)
+    features = feature_dict(frame, schema.remove_by_tag(Tags.SEQUENCE))
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    if HISTORY_COLUMN in schema:
+        column = schema[HISTORY_COLUMN]
+        frame = frame.reset_index(drop=True)
+        histories = user_histories(frame, columns)
+        user_index = {u: i for i, u in enumerate(histories.index)}
+        rows = frame[columns.user_id].map(user_index).astype("int64").to_numpy()
+        ragged = tf.ragged.constant(list(histories.values), dtype=tf.string, ragged_rank=1)
+        targets = np.asarray(categorical_tokens(frame[columns.item_id]), dtype=object).astype(bytes)
+        extra = tf.data.Dataset.from_tensor_slices(
+            {"_row": rows, "_target": targets, "_position": _time_positions(frame, columns)})
+        dataset = tf.data.Dataset.zip((dataset, extra))
+    if shuffle:
+        dataset = dataset.shuffle(min(len(frame), 1_000_000), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if HISTORY_COLUMN in schema:
+        max_length = column.properties.get("max_length")
+
+        def add_history(feats, extra):
+            tokens = tf.gather(ragged, extra["_row"])
+            if history_mode == "before":
+                keep = tf.ragged.range(tokens.row_lengths()) < extra["_position"][:, None]
+            else:
+                keep = tf.not_equal(tokens, extra["_target"][:, None])
+            tokens = tf.ragged.boolean_mask(tokens, keep)
+            if max_length:
+                tokens = tokens[:, -max_length:]
+            return {**feats, HISTORY_COLUMN: tf.strings.reduce_join(tokens, axis=1, separator=HISTORY_SEPARATOR)}
+
+        dataset = dataset.map(add_history, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _time_positions(frame: pd.DataFrame, columns: Columns) -> np.ndarray:
+    """Each row's position in its user's history as ``user_histories`` orders it."""
+    order = [c for c in (columns.user_id, columns.timestamp, columns.item_id) if c in frame.columns]
+    ordered = frame.sort_values(order, kind="stable")
+    positions = ordered.groupby(columns.user_id, sort=False).cumcount()
+    return positions.reindex(frame.index).to_numpy(np.int64)
+
+
+def query_frame(user_ids, users: pd.DataFrame | None, history: pd.DataFrame | None,
+                columns: Columns = Columns(), max_history_length: int | None = None) -> pd.DataFrame:
+    """One row of raw query-side columns per user id (user features + history string)."""
+    frame = pd.DataFrame({columns.user_id: list(user_ids)})
+    if users is not None:
+        frame = join_features(frame, users, None, columns)
+    if history is not None:
+        frame[HISTORY_COLUMN] = history_strings(frame[columns.user_id], user_histories(history, columns),
+                                                max_history_length)
+    else:
+        frame[HISTORY_COLUMN] = ""
+    return frame

@@ -1,0 +1,107 @@
+"""Encoder: a tower (inputs -> blocks -> post) that also encodes whole tables."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import keras, tf
+from tt_tf.layers.input_block import InputBlock
+from tt_tf.schema import Schema
+
+_TF_DTYPES = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
+
+
+@keras.utils.register_keras_serializable(package="tt_tf")
+class Encoder(keras.Model):
+    """A tower, as Merlin's ``Encoder``: usable inside ``TwoTowerModel`` and on its own.
+
+    Args:
+        inputs: a ``Schema`` (an ``InputBlock`` is built from it) or an input layer that
+            exposes ``feature_schema`` (e.g. an ``InputBlock`` sharing tables with another tower).
+        *blocks: layers applied in order, e.g. ``MLPBlock([256, 64])``.
+        pre: optional layer applied to the raw feature dict before the input block.
+        post: optional layer applied last, typically ``L2Norm()``.
+
+    Example:
+        >>> query = Encoder(schema.select_by_tag(Tags.USER), MLPBlock([128, 64]), post=L2Norm())
+        >>> user_vectors = query.encode(users_frame)   # numpy [n_users, 64]
+    """
+
+    def __init__(self, inputs, *blocks, pre=None, post=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(inputs, (Schema, dict)):
+            inputs = InputBlock(inputs)
+        if not isinstance(inputs, keras.layers.Layer):
+            raise ValueError(f"inputs must be a Schema or a Keras layer, got {type(inputs).__name__}")
+        if not hasattr(inputs, "feature_schema"):
+            raise ValueError("inputs must expose `feature_schema` (use InputBlock) so the tower knows its "
+                             "raw input columns")
+        for index, block in enumerate(blocks):
+            if not isinstance(block, keras.layers.Layer):
+                raise ValueError(f"blocks[{index}] must be a Keras layer, got {type(block).__name__}")
+        self.input_block = inputs
+        self.blocks = list(blocks)
+        self.pre = pre
+        self.post = post
+
+    @property
+    def schema(self) -> Schema:
+        """The raw feature columns this tower reads."""
+        return self.input_block.feature_schema
+
+    def input_signature(self) -> dict:
+        """``{column: tf.TensorSpec([None], raw dtype)}``: what an exported tower takes."""
+        return {c.name: tf.TensorSpec([None], _TF_DTYPES[c.dtype], name=c.name) for c in self.schema}
+
+    def call(self, features, training=None):
+        features = {name: features[name] for name in self.schema.column_names if name in features} \
+            if isinstance(features, dict) else features
+        if self.pre is not None:
+            features = self.pre(features)
+        x = self.input_block(features, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        if self.post is not None:
+            x = self.post(x)
+        return x
+
+    def encode(self, data, batch_size: int = 4096) -> np.ndarray:
+        """Vectors for every row of ``data`` (a DataFrame of raw columns, or a ``tf.data`` dataset
+        of feature dicts), in order, as a float32 numpy array."""
+        if isinstance(data, pd.DataFrame):
+            from tt_tf.data import feature_dict
+            data = tf.data.Dataset.from_tensor_slices(feature_dict(data, self.schema)).batch(batch_size)
+        if not isinstance(data, tf.data.Dataset):
+            raise ValueError(f"data must be a pandas DataFrame or a tf.data.Dataset, got {type(data).__name__}")
+        step = tf.function(lambda feats: self(feats, training=False), reduce_retracing=True)
+        parts = [step(batch if isinstance(batch, dict) else batch[0]).numpy() for batch in data]
+        if not parts:
+            return np.zeros((0, self.output_dim), np.float32)
+        return np.concatenate(parts).astype(np.float32)
+
+    @property
+    def output_dim(self) -> int:
+        probe = {c.name: tf.zeros([1], _TF_DTYPES[c.dtype]) if c.dtype != "string" else tf.constant([""])
+                 for c in self.schema}
+        return int(self(probe, training=False).shape[-1])
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inputs": keras.layers.serialize(self.input_block),
+            "blocks": [keras.layers.serialize(b) for b in self.blocks],
+            "pre": keras.layers.serialize(self.pre) if self.pre is not None else None,
+            "post": keras.layers.serialize(self.post) if self.post is not None else None,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inputs = keras.layers.deserialize(config.pop("inputs"), custom_objects=custom_objects)
+        blocks = [keras.layers.deserialize(b, custom_objects=custom_objects) for b in config.pop("blocks")]
+        pre = config.pop("pre")
+        post = config.pop("post")
+        return cls(inputs, *blocks,
+                   pre=keras.layers.deserialize(pre, custom_objects=custom_objects) if pre else None,
+                   post=keras.layers.deserialize(post, custom_objects=custom_objects) if post else None,
+                   **config)

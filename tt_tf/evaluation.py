@@ -1,0 +1,171 @@
+"""Full-catalogue retrieval evaluation (PROTOCOL.md): every held-out (user, item) row is
+ranked among all catalogue items by dot product, optionally with the user's other known
+interactions removed first (masked mode)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import keras
+from tt_tf.data import Columns
+
+DEFAULT_KS = (10, 50, 100)
+
+
+def ranking_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
+    """recall@K (= hit rate), NDCG@K and MRR from 1-based ranks (inf = not retrievable)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if ranks.size == 0:
+        raise ValueError("no held-out rows to evaluate")
+    out = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"recall@{k}"] = float(hit.mean())
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 1.0) + 1.0), 0.0).mean())
+    out["mrr"] = float(np.where(np.isfinite(ranks), 1.0 / ranks, 0.0).mean())
+    return out
+
+
+class FullCatalogueEvaluator:
+    """Exact full-catalogue ranking by dot product, in batches of users.
+
+    Candidate vectors are given once; each call ranks the held-out items of many users. A
+    row's rank is 1 + the number of unmasked items scoring strictly higher than its item
+    (ties go to the held-out item). Users or items without a vector rank at infinity (a miss).
+
+    Args:
+        item_ids: catalogue ids, one per row of ``item_vectors``.
+        item_vectors: float array [num_items, dim].
+        ks: the K of recall@K and NDCG@K.
+        max_cells: bound on the users x items score block computed at once (memory).
+
+    Example:
+        >>> evaluator = FullCatalogueEvaluator(items.item_id, item_vectors)
+        >>> evaluator.evaluate(users.user_id, user_vectors, test, known=train)["recall@10"]
+    """
+
+    def __init__(self, item_ids, item_vectors, ks=DEFAULT_KS, max_cells: int = 20_000_000):
+        item_vectors = np.asarray(item_vectors, dtype=np.float32)
+        item_ids = pd.Index(pd.Series(list(item_ids)).astype(str))
+        if item_vectors.ndim != 2 or len(item_ids) != item_vectors.shape[0]:
+            raise ValueError(f"item_vectors must be [num_items, dim] with one row per id; got "
+                             f"{item_vectors.shape} for {len(item_ids)} ids")
+        if item_ids.has_duplicates:
+            raise ValueError("item_ids has duplicates")
+        if not ks or any(int(k) < 1 for k in ks):
+            raise ValueError(f"ks must be positive integers, got {ks!r}")
+        self.item_index = item_ids
+        self.item_vectors = item_vectors
+        self.ks = tuple(int(k) for k in ks)
+        self.max_cells = int(max_cells)
+
+    def ranks(self, user_ids, user_vectors, heldout: pd.DataFrame, known: pd.DataFrame | None = None,
+              columns: Columns = Columns()) -> np.ndarray:
+        """1-based rank of each held-out row's item (``inf`` where it cannot be ranked)."""
+        user_vectors = np.asarray(user_vectors, dtype=np.float32)
+        user_index = pd.Index(pd.Series(list(user_ids)).astype(str))
+        if user_vectors.shape[0] != len(user_index):
+            raise ValueError("user_vectors must have one row per user id")
+        if user_vectors.ndim != 2 or user_vectors.shape[1] != self.item_vectors.shape[1]:
+            raise ValueError(f"user vectors have shape {user_vectors.shape}, items have dim "
+                             f"{self.item_vectors.shape[1]}")
+        rows_user = user_index.get_indexer(heldout[columns.user_id].astype(str))
+        rows_item = self.item_index.get_indexer(heldout[columns.item_id].astype(str))
+        ranks = np.full(len(heldout), np.inf)
+        valid = (rows_user >= 0) & (rows_item >= 0)
+        exclude = self._known_by_user(known, user_index, columns) if known is not None else {}
+        users = np.unique(rows_user[valid])
+        per_block = max(1, self.max_cells // max(1, len(self.item_index)))
+        for start in range(0, len(users), per_block):
+            block = users[start:start + per_block]
+            scores = user_vectors[block] @ self.item_vectors.T
+            position = {u: i for i, u in enumerate(block)}
+            selected = np.flatnonzero(valid & np.isin(rows_user, block))
+            block_rows = np.array([position[u] for u in rows_user[selected]], dtype=np.int64)
+            target_scores = scores[block_rows, rows_item[selected]]
+            for u in block:
+                if u in exclude:
+                    scores[position[u], exclude[u]] = -np.inf
+            higher = (scores[block_rows] > target_scores[:, None]).sum(axis=1)
+            ranks[selected] = 1.0 + higher
+        return ranks
+
+    def _known_by_user(self, known, user_index, columns):
+        users = user_index.get_indexer(known[columns.user_id].astype(str))
+        items = self.item_index.get_indexer(known[columns.item_id].astype(str))
+        keep = (users >= 0) & (items >= 0)
+        frame = pd.DataFrame({"u": users[keep], "i": items[keep]})
+        return {u: group.to_numpy() for u, group in frame.groupby("u")["i"]}
+
+    def evaluate(self, user_ids, user_vectors, heldout: pd.DataFrame, known: pd.DataFrame | None = None,
+                 columns: Columns = Columns()) -> dict:
+        """Metrics over the held-out rows; ``known`` given = masked mode, None = unmasked.
+
+        Each row's own item is never masked, even when it also appears in ``known``."""
+        ranks = self.ranks(user_ids, user_vectors, heldout, known, columns)
+        metrics = ranking_metrics(ranks, self.ks)
+        metrics["rows"] = int(len(ranks))
+        metrics["unrankable_rows"] = int(np.isinf(ranks).sum())
+        return metrics
+
+
+class RetrievalEvaluationCallback(keras.callbacks.Callback):
+    """Full-catalogue evaluation at the end of every epoch, logged as ``val_recall_at_10`` etc.
+
+    Put it before ``EarlyStopping``/``ModelCheckpoint`` in the callback list so they can
+    monitor its metrics (e.g. ``EarlyStopping(monitor="val_recall_at_10", mode="max")``).
+
+    Args:
+        query_frame: one row of raw query features per user to evaluate.
+        item_frame: raw candidate features of the whole catalogue.
+        heldout: the held-out (user, item) rows.
+        known: the users' known interactions (masked mode), or None (unmasked).
+        columns: id column names.
+        ks: K values; ``prefix`` prefixes the log keys.
+    """
+
+    def __init__(self, query_frame, item_frame, heldout, known=None, columns: Columns = Columns(),
+                 ks=DEFAULT_KS, prefix: str = "val_", verbose: int = 1):
+        super().__init__()
+        self.query_frame = query_frame
+        self.item_frame = item_frame
+        self.heldout = heldout
+        self.known = known
+        self.columns = columns
+        self.ks = ks
+        self.prefix = prefix
+        self.verbose = verbose
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        started = time.perf_counter()
+        item_vectors = self.model.candidate_tower.encode(self.item_frame)
+        user_vectors = self.model.query_tower.encode(self.query_frame)
+        evaluator = FullCatalogueEvaluator(self.item_frame[self.columns.item_id], item_vectors, self.ks)
+        metrics = evaluator.evaluate(self.query_frame[self.columns.user_id], user_vectors, self.heldout,
+                                     self.known, self.columns)
+        self.history.append(metrics)
+        shown = {}
+        for name, value in metrics.items():
+            if name in ("rows", "unrankable_rows"):
+                continue
+            key = self.prefix + name.replace("@", "_at_")
+            shown[key] = value
+            if logs is not None:
+                logs[key] = value
+        if self.verbose:
+            text = " - ".join(f"{k}: {v:.4f}" for k, v in shown.items() if "_at_10" in k or k.endswith("mrr"))
+            print(f"full-catalogue ({time.perf_counter() - started:.1f}s): {text}", flush=True)
+
+
+def popularity_metrics(train: pd.DataFrame, item_ids, heldout: pd.DataFrame, known: pd.DataFrame | None = None,
+                       columns: Columns = Columns(), ks=DEFAULT_KS) -> dict:
+    """The popularity baseline: every user gets items ranked by training count."""
+    counts = train[columns.item_id].astype(str).value_counts()
+    item_ids = list(item_ids)
+    scores = counts.reindex(pd.Index([str(i) for i in item_ids])).fillna(0).to_numpy(np.float32)[:, None]
+    user_ids = heldout[columns.user_id].astype(str).unique()
+    evaluator = FullCatalogueEvaluator(item_ids, scores, ks)
+    return evaluator.evaluate(user_ids, np.ones((len(user_ids), 1), np.float32), heldout, known, columns)

@@ -1,0 +1,187 @@
+"""InputBlock: raw schema-tagged features -> one concatenated vector per example."""
+from __future__ import annotations
+
+from tt_tf._keras import keras, tf
+from tt_tf.schema import Schema, Tags, embedding_dim_for
+
+SEQUENCE_COMBINERS = ("mean", "sum", "sqrtn")
+CONTINUOUS_ENCODINGS = ("bucketize", "normalize", "both")
+
+
+def as_tokens(values: tf.Tensor) -> tf.Tensor:
+    """Raw categorical values (int or string, shape [B] or [B, 1]) as a [B] string tensor."""
+    values = tf.reshape(values, [-1])
+    if values.dtype == tf.string:
+        return values
+    if values.dtype.is_floating:
+        values = tf.cast(tf.round(values), tf.int64)
+    return tf.strings.as_string(values)
+
+
+def split_list(values: tf.Tensor, separator: str, max_length: int | None) -> tf.RaggedTensor:
+    """``A|B|C`` strings -> ragged tokens, empty tokens dropped, last ``max_length`` kept."""
+    tokens = tf.strings.strip(tf.strings.split(tf.reshape(values, [-1]), sep=separator))
+    tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+    if max_length:
+        tokens = tokens[:, -max_length:]
+    return tokens
+
+
+@keras.utils.register_keras_serializable(package="tt_tf")
+class InputBlock(keras.layers.Layer):
+    """Embeds every feature column of a schema and concatenates the results.
+
+    Categorical columns go through a string lookup (vocabulary from the schema, one OOV
+    bucket) into an embedding table; list columns (``A|B|C`` strings) are split and pooled;
+    continuous columns are bucketised into an embedding and/or normalised. NaN continuous
+    values take the column's training median. Columns whose schema names the same
+    ``embedding_table`` share one table (e.g. the user's history of item ids and the item id).
+
+    Args:
+        schema: a ``Schema`` (or its dict form) with the feature columns of one tower.
+        embedding_dims: optional mapping table name -> dimension; others are inferred from
+            cardinality with Merlin's rule.
+        embedding_dim_multiplier: multiplier of that rule (``ceil(m * card ** 0.25)``).
+        max_embedding_dim: cap of the inferred dimension.
+        sequence_combiner: pooling of list columns, one of ``mean``, ``sum``, ``sqrtn``.
+        continuous_encoding: ``bucketize``, ``normalize`` or ``both``.
+        list_dropout: share of list tokens dropped at random in training (0 disables); makes
+            pooled histories robust to the one item held out at serving time.
+        embeddings_l2: L2 penalty on the looked-up embeddings (0 disables).
+        embedding_tables: optional mapping table name -> ``keras.layers.Embedding`` to share
+            tables with another block (the candidate tower's item-id table, say). Not
+            serialised: a block restored from its config owns its tables.
+
+    Example:
+        >>> block = InputBlock(schema.select_by_tag(Tags.USER), embedding_dims={"user_id": 32})
+        >>> vectors = block({"user_id": tf.constant([1, 2]), "age": tf.constant([20., 31.])})
+    """
+
+    def __init__(self, schema, embedding_dims=None, embedding_dim_multiplier=2.0, max_embedding_dim=64,
+                 sequence_combiner="mean", continuous_encoding="bucketize", list_dropout=0.0,
+                 embeddings_l2=0.0, embedding_tables=None, **kwargs):
+        super().__init__(**kwargs)
+        self.schema = schema if isinstance(schema, Schema) else Schema.from_json(_to_json(schema))
+        self.feature_schema = Schema(c for c in self.schema if c.is_feature)
+        if not len(self.feature_schema):
+            raise ValueError("schema: no categorical or continuous column to embed; tag columns "
+                             "with Tags.CATEGORICAL or Tags.CONTINUOUS")
+        if sequence_combiner not in SEQUENCE_COMBINERS:
+            raise ValueError(f"sequence_combiner must be one of {SEQUENCE_COMBINERS}, got {sequence_combiner!r}")
+        if continuous_encoding not in CONTINUOUS_ENCODINGS:
+            raise ValueError(f"continuous_encoding must be one of {CONTINUOUS_ENCODINGS}, "
+                             f"got {continuous_encoding!r}")
+        if not 0.0 <= float(list_dropout) < 1.0:
+            raise ValueError(f"list_dropout must be in [0, 1), got {list_dropout!r}")
+        if embedding_dim_multiplier <= 0 or max_embedding_dim < 1:
+            raise ValueError("embedding_dim_multiplier must be > 0 and max_embedding_dim >= 1")
+        self.embedding_dims = dict(embedding_dims or {})
+        self.embedding_dim_multiplier = float(embedding_dim_multiplier)
+        self.max_embedding_dim = int(max_embedding_dim)
+        self.sequence_combiner = sequence_combiner
+        self.continuous_encoding = continuous_encoding
+        self.list_dropout = float(list_dropout)
+        self.embeddings_l2 = float(embeddings_l2)
+        # Built as plain dicts and assigned once: Keras tracks dict attributes for
+        # checkpoints and refuses to save one that was mutated after assignment.
+        tables, lookups, table_vocab = dict(embedding_tables or {}), {}, {}
+        for column in self.feature_schema:
+            if column.has(Tags.CATEGORICAL):
+                vocab = column.vocabulary or ["<none>"]
+                table = column.embedding_table
+                if table_vocab.setdefault(table, vocab) != vocab:
+                    raise ValueError(f"columns sharing embedding table {table!r} must have the same vocabulary "
+                                     f"({column.name!r} differs); give them the same schema vocabulary")
+                lookups[column.name] = keras.layers.StringLookup(
+                    vocabulary=vocab, num_oov_indices=1, name=f"lookup_{column.name}")
+                self._add_table(tables, table, len(vocab) + 1)
+            elif self.continuous_encoding in ("bucketize", "both"):
+                self._add_table(tables, column.name, len(column.properties["boundaries"]) + 1)
+        self.tables = tables
+        self.lookups = lookups
+
+    def _add_table(self, tables, table, input_dim):
+        if table in tables:
+            if tables[table].input_dim != input_dim:
+                raise ValueError(f"embedding_tables[{table!r}] has input_dim {tables[table].input_dim}, "
+                                 f"the schema needs {input_dim}")
+            return
+        dim = self.embedding_dims.get(table) or embedding_dim_for(
+            input_dim, self.embedding_dim_multiplier, maximum=self.max_embedding_dim)
+        tables[table] = keras.layers.Embedding(input_dim, int(dim), name=f"embedding_{table}")
+
+    @property
+    def output_dim(self) -> int:
+        dim = 0
+        for column in self.feature_schema:
+            if column.has(Tags.CATEGORICAL):
+                dim += self.tables[column.embedding_table].output_dim
+            else:
+                if self.continuous_encoding in ("bucketize", "both"):
+                    dim += self.tables[column.name].output_dim
+                if self.continuous_encoding in ("normalize", "both"):
+                    dim += 1
+        return dim
+
+    def _embed(self, table, indices):
+        vectors = self.tables[table](indices)
+        if self.embeddings_l2:
+            self.add_loss(self.embeddings_l2 * tf.reduce_mean(tf.reduce_sum(tf.square(vectors), -1)))
+        return vectors
+
+    def _encode_list(self, column, values, training):
+        tokens = split_list(values, column.properties.get("separator", "|"), column.properties.get("max_length"))
+        if training and self.list_dropout:
+            keep = tf.random.uniform(tf.shape(tokens.flat_values)) >= self.list_dropout
+            tokens = tf.ragged.boolean_mask(tokens, tokens.with_flat_values(keep))
+        ids = tokens.with_flat_values(self.lookups[column.name](tokens.flat_values))
+        vectors = ids.with_flat_values(self._embed(column.embedding_table, ids.flat_values))
+        total = tf.reduce_sum(vectors, axis=1)
+        count = tf.cast(tf.maximum(ids.row_lengths(), 1), total.dtype)[:, None]
+        if self.sequence_combiner == "mean":
+            return total / count
+        if self.sequence_combiner == "sqrtn":
+            return total / tf.sqrt(count)
+        return total
+
+    def _encode_continuous(self, column, values):
+        values = tf.reshape(tf.cast(values, tf.float32), [-1])
+        props = column.properties
+        values = tf.where(tf.math.is_nan(values), tf.cast(props["fill_value"], tf.float32), values)
+        parts = []
+        if self.continuous_encoding in ("bucketize", "both"):
+            buckets = tf.raw_ops.Bucketize(input=values, boundaries=[float(b) for b in props["boundaries"]])
+            parts.append(self._embed(column.name, buckets))
+        if self.continuous_encoding in ("normalize", "both"):
+            parts.append(((values - props["mean"]) / props["std"])[:, None])
+        return parts
+
+    def call(self, features, training=None):
+        missing = [c.name for c in self.feature_schema if c.name not in features]
+        if missing:
+            raise ValueError(f"features are missing columns {missing}; the tower needs "
+                             f"{self.feature_schema.column_names}")
+        parts = []
+        for column in self.feature_schema:
+            values = features[column.name]
+            if column.has(Tags.LIST):
+                parts.append(self._encode_list(column, values, training))
+            elif column.has(Tags.CATEGORICAL):
+                parts.append(self._embed(column.embedding_table, self.lookups[column.name](as_tokens(values))))
+            else:
+                parts.extend(self._encode_continuous(column, values))
+        return tf.concat([tf.cast(p, tf.float32) for p in parts], axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(schema=self.schema.to_dict(), embedding_dims=self.embedding_dims,
+                      embedding_dim_multiplier=self.embedding_dim_multiplier,
+                      max_embedding_dim=self.max_embedding_dim, sequence_combiner=self.sequence_combiner,
+                      continuous_encoding=self.continuous_encoding, list_dropout=self.list_dropout,
+                      embeddings_l2=self.embeddings_l2)
+        return config
+
+
+def _to_json(schema_dict) -> str:
+    import json
+    return json.dumps(schema_dict)

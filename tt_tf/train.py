@@ -1,0 +1,175 @@
+"""From tables and a TrainConfig to a trained TwoTowerModel (what ``tt-tf train`` runs)."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import keras, tf
+from tt_tf.config import TrainConfig
+from tt_tf.data import Columns, build_schema, harmonise_ids, query_frame, require_columns, training_dataset
+from tt_tf.encoder import Encoder
+from tt_tf.evaluation import RetrievalEvaluationCallback
+from tt_tf.frequency import StaticItemFrequency
+from tt_tf.layers import InputBlock, L2Norm, MLPBlock
+from tt_tf.model import TwoTowerModel
+from tt_tf.schema import Schema, Tags
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    model: TwoTowerModel
+    schema: Schema
+    history: dict
+    valid_metrics: list
+    history_mode: str
+    train: pd.DataFrame
+    valid: pd.DataFrame | None
+    train_seconds: float
+    examples_per_second: float
+    epochs_run: int
+    best_epoch: int
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def columns_of(config: TrainConfig) -> Columns:
+    return Columns(config.user_id, config.item_id, config.timestamp)
+
+
+def prepare_tables(interactions, users, items, valid=None, columns: Columns = Columns()):
+    """Check the id columns and give ids one dtype across all tables."""
+    require_columns(interactions, [columns.user_id, columns.item_id], "interactions")
+    if valid is not None:
+        require_columns(valid, [columns.user_id, columns.item_id], "valid")
+    if users is not None:
+        require_columns(users, [columns.user_id], "users")
+    if items is not None:
+        require_columns(items, [columns.item_id], "items")
+    by_user = harmonise_ids({"interactions": interactions, "valid": valid, "users": users}, columns.user_id)
+    by_item = harmonise_ids({"interactions": by_user["interactions"], "valid": by_user["valid"], "items": items},
+                            columns.item_id)
+    return by_item["interactions"], by_user["users"], by_item["items"], by_item["valid"]
+
+
+def is_temporal_holdout(train: pd.DataFrame, heldout: pd.DataFrame, columns: Columns,
+                        share: float = 0.9) -> bool:
+    """True when (almost) every held-out row is no earlier than its user's training rows."""
+    if columns.timestamp not in train.columns or columns.timestamp not in heldout.columns:
+        return False
+    last = train.groupby(columns.user_id)[columns.timestamp].max()
+    cutoff = heldout[columns.user_id].map(last)
+    known = cutoff.notna()
+    if not known.any():
+        return False
+    return bool((heldout.loc[known, columns.timestamp] >= cutoff[known]).mean() >= share)
+
+
+def resolve_history_mode(config: TrainConfig, train, valid, columns: Columns) -> str:
+    """``auto``: ``before`` for a temporal hold-out (the query never sees later items),
+    ``all`` for a random one (the query sees every other known item)."""
+    if config.history_mode != "auto":
+        return config.history_mode
+    return "before" if valid is not None and is_temporal_holdout(train, valid, columns) else "all"
+
+
+def split_validation(interactions: pd.DataFrame, config: TrainConfig, columns: Columns):
+    """Hold out one random interaction of up to ``auto_validation_users`` users (with at
+    least 3 interactions) for early stopping; returns (train, valid)."""
+    rng = np.random.default_rng(config.seed)
+    counts = interactions[columns.user_id].value_counts()
+    eligible = counts[counts >= 3].index.to_numpy()
+    if len(eligible) == 0 or config.auto_validation_users <= 0:
+        return interactions, None
+    chosen = set(rng.choice(eligible, size=min(len(eligible), config.auto_validation_users), replace=False))
+    candidates = interactions[interactions[columns.user_id].isin(chosen)]
+    picked = candidates.groupby(columns.user_id).sample(n=1, random_state=config.seed).index
+    return interactions.drop(index=picked).reset_index(drop=True), interactions.loc[picked].reset_index(drop=True)
+
+
+def build_model(schema: Schema, config: TrainConfig, item_frequency=None) -> TwoTowerModel:
+    """Towers from the schema: the history column shares the item-id embedding table."""
+    id_dims = {config.user_id: config.id_embedding_dim, config.item_id: config.id_embedding_dim}
+    block_args = dict(embedding_dims={**id_dims, **config.embedding_dims},
+                      embedding_dim_multiplier=config.embedding_dim_multiplier,
+                      max_embedding_dim=config.max_embedding_dim, sequence_combiner=config.sequence_combiner,
+                      continuous_encoding=config.continuous_encoding, embeddings_l2=config.embeddings_l2)
+    candidate_inputs = InputBlock(schema.select_by_tag(Tags.ITEM), name="candidate_inputs", **block_args)
+    query_inputs = InputBlock(schema.select_by_tag(Tags.USER), name="query_inputs",
+                              list_dropout=config.list_dropout, embedding_tables=candidate_inputs.tables,
+                              **block_args)
+
+    def tower(inputs, dimensions, name):
+        mlp = MLPBlock(dimensions, activation=config.activation, dropout=config.dropout,
+                       normalization=config.normalization, no_activation_last_layer=True)
+        return Encoder(inputs, mlp, post=L2Norm() if config.l2_normalize else None, name=name)
+
+    return TwoTowerModel(
+        tower(query_inputs, config.query_dimensions, "query_tower"),
+        tower(candidate_inputs, config.candidate_dimensions, "candidate_tower"),
+        candidate_id_feature=config.item_id,
+        logits_temperature=config.logits_temperature,
+        item_frequency=item_frequency,
+        logq_correction=config.logq_correction,
+        downscore_false_negatives=config.downscore_false_negatives,
+    )
+
+
+def make_optimizer(config: TrainConfig):
+    optimizers = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
+                  "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    if config.optimizer.lower() not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {config.optimizer!r}")
+    return optimizers[config.optimizer.lower()](learning_rate=config.learning_rate)
+
+
+def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
+                config: TrainConfig = TrainConfig(), valid: pd.DataFrame | None = None,
+                callbacks=(), verbose: int = 1) -> TrainingResult:
+    """Train on ``interactions``; with ``valid``, evaluate the full catalogue every epoch
+    (masked by the training interactions) and stop early on ``config.monitor``."""
+    set_seed(config.seed)
+    columns = columns_of(config)
+    interactions, users, items, valid = prepare_tables(interactions, users, items, valid, columns)
+    if valid is None and config.auto_validation_users > 0:
+        interactions, valid = split_validation(interactions, config, columns)
+    history_mode = resolve_history_mode(config, interactions, valid, columns)
+    schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
+                          max_history_length=config.max_history_length, overrides=config.schema_overrides,
+                          exclude=config.exclude_columns)
+    frequency = StaticItemFrequency.from_interactions(interactions[columns.item_id], name="item_frequency") \
+        if config.logq_correction else None
+    model = build_model(schema, config, frequency)
+    model.compile(optimizer=make_optimizer(config))
+    dataset = training_dataset(interactions, users, items, schema, columns, batch_size=config.batch_size,
+                               seed=config.seed, history_mode=history_mode)
+    all_callbacks = []
+    evaluation = None
+    if valid is not None:
+        catalogue = items if items is not None else interactions[[columns.item_id]].drop_duplicates()
+        evaluation = RetrievalEvaluationCallback(
+            query_frame(valid[columns.user_id].unique(), users, interactions if config.use_history else None,
+                        columns, config.max_history_length),
+            catalogue, valid, known=interactions, columns=columns, ks=config.eval_ks, verbose=verbose)
+        all_callbacks.append(evaluation)
+        all_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=config.monitor, mode="max", patience=config.early_stopping_patience,
+            restore_best_weights=True, verbose=verbose))
+    all_callbacks.extend(callbacks)
+    started = time.perf_counter()
+    history = model.fit(dataset, epochs=config.epochs, callbacks=all_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - started
+    epochs_run = len(history.history.get("loss", []))
+    monitored = history.history.get(config.monitor)
+    best_epoch = int(np.argmax(monitored)) + 1 if monitored else epochs_run
+    return TrainingResult(model, schema, history.history, evaluation.history if evaluation else [],
+                          history_mode, interactions, valid, seconds,
+                          len(interactions) * epochs_run / max(seconds, 1e-9), epochs_run, best_epoch)
