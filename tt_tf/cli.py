@@ -122,6 +122,7 @@ def cmd_demo(args):
     from tt_tf.synthetic import leave_last_out, make_synthetic
     from tt_tf.bundle import Bundle
     started = time.perf_counter()
+    args.out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     interactions, users, items = make_synthetic(seed=args.seed)
     train, valid, test = leave_last_out(interactions)
     print(f"synthetic data: {len(users)} users, {len(items)} items, {len(interactions)} interactions "
@@ -177,7 +178,7 @@ def build_parser():
             cmd.set_defaults(func=cmd_evaluate)
 
     demo = sub.add_parser("demo", help="synthetic data -> train -> evaluate vs popularity -> export")
-    demo.add_argument("--out", default="tt_tf_demo_run", help="run directory to create")
+    demo.add_argument("--out", help="run directory to create (default: runs/demo-<time>)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--quiet", action="store_true")

@@ -117,7 +117,8 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
     """The training schema: user columns, item columns and (optionally) the history column.
 
     Id vocabularies come from the training interactions, so ids never seen in training go to
-    the OOV bucket (cold items are then represented by their features alone).
+    the OOV bucket (cold items are then represented by their features alone). The user id
+    may be listed in ``exclude``; the item id may not (it keys the history and logQ).
     """
     overrides = dict(overrides or {})
     parts = []
@@ -128,7 +129,11 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
         schema = infer_schema(frame, tags=[owner], id_column=id_column, id_tag=id_tag, overrides=own,
                               exclude=[c for c in exclude if c in frame.columns and c != id_column])
         vocab = vocabulary_of(categorical_tokens(interactions[id_column]), min_id_frequency)
-        parts.append(schema.replace(schema[id_column].with_properties(vocabulary=vocab)))
+        schema = schema.replace(schema[id_column].with_properties(vocabulary=vocab))
+        if id_column in exclude and owner == Tags.USER:
+            # no free per-user vector: the query is its features and history alone
+            schema = schema.remove_by_tag(Tags.USER_ID)
+        parts.append(schema)
     schema = parts[0] + parts[1]
     if use_history:
         item_id = schema[columns.item_id]

@@ -85,6 +85,14 @@ class Encoder(keras.Model):
                  for c in self.schema}
         return int(self(probe, training=False).shape[-1])
 
+    def get_build_config(self):
+        # Keras would rebuild a restored model from float32 placeholders of these shapes,
+        # which breaks string and integer inputs; the tower builds on its first real call.
+        return None
+
+    def build_from_config(self, config):
+        return None
+
     def get_config(self):
         return {
             "name": self.name,

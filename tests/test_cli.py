@@ -1,0 +1,127 @@
+"""The CLI: one-line errors for bad input, and train -> embed -> evaluate on tiny data."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tt_tf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def files(tiny_tables, tmp_path):
+    train, valid, test, users, items = tiny_tables
+    paths = {}
+    for name, frame in (("train", train), ("valid", valid), ("test", test), ("users", users), ("items", items)):
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def train_args(files, out, *extra):
+    return ["train", "--interactions", files["train"], "--users", files["users"], "--items", files["items"],
+            "--out", out, *extra]
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_column(files, tmp_path, capsys):
+    pd.read_csv(files["train"]).drop(columns=["item_id"]).to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = run_cli(capsys, *train_args({**files, "train": tmp_path / "bad.csv"}, tmp_path / "run"))
+    assert_one_line_error(code, err, "interactions is missing column(s) ['item_id']")
+
+
+def test_empty_file(files, tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    code, _, err = run_cli(capsys, *train_args({**files, "users": tmp_path / "empty.csv"}, tmp_path / "run"))
+    assert_one_line_error(code, err, "users file is empty")
+
+
+def test_unknown_id_type(files, tmp_path, capsys):
+    frame = pd.read_csv(files["train"])
+    frame["user_id"] = frame["user_id"] + 0.5
+    frame.to_csv(tmp_path / "floats.csv", index=False)
+    code, _, err = run_cli(capsys, *train_args({**files, "train": tmp_path / "floats.csv"}, tmp_path / "run"))
+    assert_one_line_error(code, err, "non-integer numeric ids")
+
+
+def test_wrong_paths(files, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *train_args({**files, "items": tmp_path / "missing.csv"}, tmp_path / "run"))
+    assert_one_line_error(code, err, "items file not found")
+    code, _, err = run_cli(capsys, "embed", tmp_path / "not_a_run", "--users", files["users"], "--items",
+                           files["items"], "--out", tmp_path / "v.npz")
+    assert_one_line_error(code, err, "not a tt_tf run directory")
+
+
+def test_bad_config(files, tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("logits_temprature: 0.1\n")
+    code, _, err = run_cli(capsys, *train_args(files, tmp_path / "run", "--config", tmp_path / "config.yaml"))
+    assert_one_line_error(code, err, "unknown config option(s) ['logits_temprature']")
+    (tmp_path / "config.json").write_text('{"logits_temperature": -1}')
+    code, _, err = run_cli(capsys, *train_args(files, tmp_path / "run", "--config", tmp_path / "config.json"))
+    assert_one_line_error(code, err, "logits_temperature")
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "tt_tf.cli", "train", "--interactions", str(tmp_path / "x.csv"),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"tt-tf train: error: interactions file not found: {tmp_path / 'x.csv'}"
+
+
+def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text(
+        "epochs: 2\nbatch_size: 64\nquery_dimensions: [16, 8]\ncandidate_dimensions: [16, 8]\nid_embedding_dim: 8\n")
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, *train_args(files, run, "--valid", files["valid"], "--config",
+                                                 tmp_path / "config.yaml", "--quiet"))
+    assert code == 0, err
+    assert "bundle written to" in out and (run / "manifest.json").exists()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+    code, out, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
+                             "--history", files["train"], files["valid"], "--out", tmp_path / "vectors.npz")
+    assert code == 0, err
+    vectors = np.load(tmp_path / "vectors.npz")
+    users, items = pd.read_csv(files["users"]), pd.read_csv(files["items"])
+    assert vectors["user_ids"].tolist() == users.user_id.tolist()
+    assert vectors["item_ids"].tolist() == items.item_id.tolist()
+    assert vectors["user_vecs"].shape == (len(users), 8) and vectors["item_vecs"].shape == (len(items), 8)
+
+    code, out, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
+                             "--out", tmp_path / "vectors.parquet")
+    assert code == 0, err
+    table = pd.read_parquet(tmp_path / "vectors.parquet")
+    assert set(table["kind"]) == {"user", "item"} and len(table) == len(users) + len(items)
+
+    code, out, err = run_cli(capsys, "evaluate", run, "--users", files["users"], "--items", files["items"],
+                             "--history", files["train"], files["valid"], "--test", files["test"],
+                             "--json", tmp_path / "metrics.json")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["mode"] == "masked" and metrics["rows"] == len(pd.read_csv(files["test"]))
+    assert 0.0 <= metrics["recall@10"] <= metrics["recall@100"] <= 1.0
+    code, _, _ = run_cli(capsys, "evaluate", run, "--users", files["users"], "--items", files["items"],
+                         "--test", files["test"], "--unmasked", "--json", tmp_path / "unmasked.json")
+    assert code == 0 and json.loads((tmp_path / "unmasked.json").read_text())["mode"] == "unmasked"
