@@ -77,3 +77,12 @@ def test_read_table_errors(tmp_path):
     USERS.to_parquet(tmp_path / "u.parquet")
     assert read_table(tmp_path / "u.parquet").equals(USERS)
     assert Columns().timestamp == "timestamp"
+
+
+def test_example_config_is_valid_and_matches_defaults():
+    from pathlib import Path
+    from tt_tf.config import TrainConfig
+    config = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "movielens.yaml")
+    defaults = TrainConfig().to_dict()
+    differing = {k for k, v in config.to_dict().items() if defaults[k] != v}
+    assert differing == {"exclude_columns"}

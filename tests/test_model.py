@@ -123,6 +123,10 @@ def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
     assert list((tmp_path / "ckpt").glob("weights*")), "ModelCheckpoint wrote nothing"
     assert list((tmp_path / "tb").rglob("events.out.tfevents*")), "TensorBoard wrote nothing"
     result.model.load_weights(str(tmp_path / "ckpt" / "weights"))
+    from tt_tf.data import training_dataset
+    evaluated = result.model.evaluate(training_dataset(valid, users, items, result.schema, batch_size=64),
+                                      return_dict=True, verbose=0)
+    assert np.isfinite(evaluated["loss"]) and "in_batch_recall_at_10" in evaluated
 
 
 def test_training_lowers_loss_and_beats_popularity():
@@ -143,3 +147,28 @@ def test_training_lowers_loss_and_beats_popularity():
     model_recall = evaluator.evaluate(users.user_id, result.model.query_tower.encode(frame), test, known=train)
     popular = popularity_metrics(train, items.item_id, test, known=train)
     assert model_recall["recall@10"] > popular["recall@10"]
+
+
+def test_known_positive_masking_matches_numpy_and_keeps_own_positive():
+    # row 0 knows b (row 1's positive); row 1 knows its own item b and "zz" (not in the batch)
+    features = {**FEATURES, "history": np.array(["b", "b|zz", ""])}
+    m = TwoTowerModel(PickVectors("q"), PickVectors("c"), candidate_id_feature="item_id",
+                      logits_temperature=0.5, known_positives_feature="history")
+    logits = QUERY.astype(np.float64) @ CANDIDATE.T.astype(np.float64) / 0.5
+    logits[0, 2] = logits[2, 0] = -1e30  # same id (a)
+    logits[0, 1] = -1e30  # b is a known positive of row 0
+    got = float(m.compute_loss(features, training=False))
+    np.testing.assert_allclose(got, softmax_loss_reference(logits, np.arange(3)), rtol=1e-5)
+    assert TwoTowerModel.from_config(m.get_config()).known_positives_feature == "history"
+
+
+def test_known_positive_mask_property_over_random_batches():
+    from tt_tf.false_negatives import known_positive_mask
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rows, catalogue = rng.integers(1, 12), [f"i{k}" for k in range(30)]
+        known = [list(rng.choice(catalogue, rng.integers(0, 8), replace=False)) for _ in range(rows)]
+        candidates = list(rng.choice(catalogue + ["new"], rng.integers(1, 20)))
+        got = known_positive_mask(tf.constant(["|".join(k) for k in known]), tf.constant(candidates)).numpy()
+        expected = np.array([[c in k for c in candidates] for k in known])
+        np.testing.assert_array_equal(got, expected)

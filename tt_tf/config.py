@@ -22,6 +22,7 @@ class TrainConfig:
     use_history: bool = True
     max_history_length: Optional[int] = None
     history_mode: str = "auto"
+    share_history_table: bool = True
     # without --valid, hold out one interaction of up to this many users for early stopping
     auto_validation_users: int = 1000
     # InputBlock
@@ -44,6 +45,7 @@ class TrainConfig:
     logits_temperature: float = 0.1
     logq_correction: bool = True
     downscore_false_negatives: bool = True
+    mask_known_positives: bool = True
     # fit
     optimizer: str = "adam"
     learning_rate: float = 1e-3

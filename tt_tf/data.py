@@ -113,7 +113,8 @@ def history_strings(user_ids, histories: pd.Series, max_length: int | None = Non
 
 def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
                  columns: Columns = Columns(), use_history: bool = True, max_history_length: int | None = None,
-                 overrides: dict | None = None, exclude=(), min_id_frequency: int = 1) -> Schema:
+                 overrides: dict | None = None, exclude=(), min_id_frequency: int = 1,
+                 share_history_table: bool = True) -> Schema:
     """The training schema: user columns, item columns and (optionally) the history column.
 
     Id vocabularies come from the training interactions, so ids never seen in training go to
@@ -137,8 +138,9 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
     schema = parts[0] + parts[1]
     if use_history:
         item_id = schema[columns.item_id]
-        props = {"separator": HISTORY_SEPARATOR, "vocabulary": item_id.vocabulary,
-                 "embedding_table": item_id.embedding_table}
+        props = {"separator": HISTORY_SEPARATOR, "vocabulary": item_id.vocabulary}
+        if share_history_table:
+            props["embedding_table"] = item_id.embedding_table
         if max_history_length:
             props["max_length"] = int(max_history_length)
         schema = schema + Schema([ColumnSchema(

@@ -5,6 +5,7 @@ import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
 from tt_tf.encoder import Encoder
+from tt_tf.false_negatives import known_positive_mask
 from tt_tf.frequency import StaticItemFrequency
 from tt_tf.layers.input_block import as_tokens
 from tt_tf.samplers import resolve_samplers
@@ -38,6 +39,9 @@ class TwoTowerModel(tfrs.models.Model):
             for logQ correction.
         logq_correction: subtract log q from the logits (needs ``item_frequency``).
         downscore_false_negatives: mask columns holding the row's own positive id.
+        known_positives_feature: name of a query-side list feature (``A|B|C`` ids, e.g. the
+            history) whose items are masked out of that row's negatives: an item the user is
+            known to like is not a negative for them, even as another row's positive.
         in_batch_metrics_k: K of the in-batch recall metrics shown during ``fit``; they rank
             among the batch's columns only and change with batch size.
 
@@ -49,7 +53,8 @@ class TwoTowerModel(tfrs.models.Model):
 
     def __init__(self, query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID, candidate_id_feature=None,
                  logits_temperature=1.0, negative_samplers=None, item_frequency=None, logq_correction=None,
-                 downscore_false_negatives=True, in_batch_metrics_k=(10, 100), **kwargs):
+                 downscore_false_negatives=True, known_positives_feature=None, in_batch_metrics_k=(10, 100),
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(query_tower, keras.layers.Layer) or not isinstance(candidate_tower, keras.layers.Layer):
             raise ValueError("query_tower and candidate_tower must be Keras layers or models (e.g. Encoder)")
@@ -69,6 +74,7 @@ class TwoTowerModel(tfrs.models.Model):
         self.item_frequency = item_frequency
         self.logq_correction = bool(logq_correction)
         self.downscore_false_negatives = bool(downscore_false_negatives)
+        self.known_positives_feature = known_positives_feature
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
         self.task = tfrs.tasks.Retrieval(
             loss=keras.losses.CategoricalCrossentropy(
@@ -105,12 +111,18 @@ class TwoTowerModel(tfrs.models.Model):
             ids.append(as_tokens(extra[1]))
             log_q.append(tf.cast(extra[2], tf.float32))
         candidates = tf.concat(columns, axis=0)
+        ids = tf.concat(ids, 0)
+        batch = tf.shape(positives)[0]
+        extra_count = tf.shape(candidates)[0] - batch
+        own = tf.cast(tf.eye(batch, tf.shape(candidates)[0]), tf.bool)
         mask = None
         if not uses_batch:
-            batch = tf.shape(positives)[0]
-            extra_count = tf.shape(candidates)[0] - batch
             mask = tf.concat([tf.cast(tf.eye(batch), tf.bool), tf.ones([batch, extra_count], tf.bool)], axis=1)
-        return query, candidates, tf.concat(ids, 0), tf.concat(log_q, 0), mask
+        if self.known_positives_feature is not None:
+            known = known_positive_mask(features[self.known_positives_feature], ids)
+            keep = tf.logical_or(own, tf.logical_not(known))
+            mask = keep if mask is None else tf.logical_and(mask, keep)
+        return query, candidates, ids, tf.concat(log_q, 0), mask
 
     def compute_loss(self, features, training=False):
         query, candidates, ids, log_q, mask = self.logits_inputs(features, training=training)
@@ -130,6 +142,7 @@ class TwoTowerModel(tfrs.models.Model):
             "item_frequency": keras.layers.serialize(self.item_frequency) if self.item_frequency else None,
             "logq_correction": self.logq_correction,
             "downscore_false_negatives": self.downscore_false_negatives,
+            "known_positives_feature": self.known_positives_feature,
             "in_batch_metrics_k": self.in_batch_metrics_k,
         }
 

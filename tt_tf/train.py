@@ -10,7 +10,7 @@ import pandas as pd
 
 from tt_tf._keras import keras, tf
 from tt_tf.config import TrainConfig
-from tt_tf.data import Columns, build_schema, harmonise_ids, query_frame, require_columns, training_dataset
+from tt_tf.data import HISTORY_COLUMN, Columns, build_schema, harmonise_ids, query_frame, require_columns, training_dataset
 from tt_tf.encoder import Encoder
 from tt_tf.evaluation import RetrievalEvaluationCallback
 from tt_tf.frequency import StaticItemFrequency
@@ -97,7 +97,7 @@ def split_validation(interactions: pd.DataFrame, config: TrainConfig, columns: C
 
 def build_model(schema: Schema, config: TrainConfig, item_frequency=None) -> TwoTowerModel:
     """Towers from the schema: the history column shares the item-id embedding table."""
-    id_dims = {config.user_id: config.id_embedding_dim, config.item_id: config.id_embedding_dim}
+    id_dims = {name: config.id_embedding_dim for name in (config.user_id, config.item_id, HISTORY_COLUMN)}
     block_args = dict(embedding_dims={**id_dims, **config.embedding_dims},
                       embedding_dim_multiplier=config.embedding_dim_multiplier,
                       max_embedding_dim=config.max_embedding_dim, sequence_combiner=config.sequence_combiner,
@@ -120,6 +120,7 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None) -> Two
         item_frequency=item_frequency,
         logq_correction=config.logq_correction,
         downscore_false_negatives=config.downscore_false_negatives,
+        known_positives_feature=HISTORY_COLUMN if (config.mask_known_positives and HISTORY_COLUMN in schema) else None,
     )
 
 
@@ -144,7 +145,7 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
     history_mode = resolve_history_mode(config, interactions, valid, columns)
     schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
                           max_history_length=config.max_history_length, overrides=config.schema_overrides,
-                          exclude=config.exclude_columns)
+                          exclude=config.exclude_columns, share_history_table=config.share_history_table)
     frequency = StaticItemFrequency.from_interactions(interactions[columns.item_id], name="item_frequency") \
         if config.logq_correction else None
     model = build_model(schema, config, frequency)
