@@ -7,22 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.config import TrainConfig
 from tt_tf.data import HISTORY_COLUMN, query_frame
 from tt_tf.export import (QUERY_TOWER, CANDIDATE_TOWER, frame_to_signature_inputs, load_manifest, read_embeddings,
                           saved_tower_inputs, verify_bundle, write_embeddings)
 from tt_tf.schema import Tags
 
-SMALL = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate_dimensions=[16, 8], id_embedding_dim=8)
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_tables, tmp_path_factory):
-    from tt_tf.cli import train_run
-    train, valid, _, users, items = tiny_tables
-    run_dir = tmp_path_factory.mktemp("runs") / "run"
-    manifest, result = train_run(train, users, items, valid, TrainConfig(**SMALL), run_dir, verbose=0)
-    return run_dir, manifest, result
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 def test_bundle_layout_and_manifest(bundle):

@@ -1,55 +1,16 @@
-"""Keras 2 mode for TFRS.
+"""TensorFlow and tf_keras for the modules that build Keras objects.
 
-TFRS 0.7.7 is written against Keras 2. TensorFlow 2.21 resolves ``tf.keras``
-lazily, on first attribute access, to Keras 3 unless ``TF_USE_LEGACY_KERAS`` is
-set, so the variable has to be in place before anything touches ``tf.keras``.
-This module is imported first by ``tt_tf/__init__.py``.
+``tt_tf/__init__`` has set ``TF_USE_LEGACY_KERAS`` by the time this runs (see keras_mode).
+Modules that need only TensorFlow import it directly, so the export format and the scorer
+work where tf_keras and TFRS are not installed.
 """
-import os
-import sys
-
-_FIX = (
-    "tt_tf needs TensorFlow's legacy Keras (tf_keras) because TensorFlow Recommenders is "
-    "written for Keras 2, but tf.keras already resolved to Keras {version} in this process. "
-    "Fix: import tt_tf before anything that uses tf.keras, or set the environment variable "
-    "TF_USE_LEGACY_KERAS=1 before starting Python (e.g. `TF_USE_LEGACY_KERAS=1 python ...`, "
-    "or os.environ['TF_USE_LEGACY_KERAS'] = '1' at the top of the notebook), then restart "
-    "the interpreter."
-)
-
-
-def _resolved_keras_version():
-    """Version tf.keras resolved to, or None if it has not been resolved yet."""
-    tf = sys.modules.get("tensorflow")
-    if tf is None:
-        return None
-    loader = tf.__dict__.get("keras")
-    if loader is None:
-        return None
-    if getattr(loader, "_tfll_initialized", True) is False:
-        return None
-    module_name = getattr(tf.keras, "__name__", "")
-    if module_name.startswith("tf_keras"):
-        return "2 (tf_keras)"
-    keras_module = sys.modules.get("keras")
-    return str(getattr(keras_module, "__version__", "3"))
-
-
-def ensure_legacy_keras():
-    """Route tf.keras to tf_keras, or raise ImportError saying how to fix it."""
-    version = _resolved_keras_version()
-    if version is not None and not version.startswith("2."):
-        raise ImportError(_FIX.format(version=version))
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-
+from tt_tf.keras_mode import check_legacy_keras, ensure_legacy_keras
 
 ensure_legacy_keras()
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-_version = _resolved_keras_version()
-if _version is not None and not _version.startswith("2."):
-    raise ImportError(_FIX.format(version=_version))
+check_legacy_keras()
 
 __all__ = ["keras", "tf", "ensure_legacy_keras"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tt_tf._keras import tf
+import tensorflow as tf
 from tt_tf.data import Columns, harmonise_ids, query_frame, require_columns
 from tt_tf.export import CANDIDATE_TOWER, QUERY_TOWER, encode_with_signature, load_manifest
 

@@ -1,4 +1,4 @@
-"""The ``tt-tf`` command line: train, embed, evaluate, demo."""
+"""The ``tt-tf`` command line: train, embed, evaluate, demo, publish, flatten, serve."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,11 @@ import time
 from pathlib import Path
 
 USAGE_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _usage_errors():
+    from tt_tf.stores.base import StoreError
+    return USAGE_ERRORS + (StoreError,)
 
 
 def _read(path, name):
@@ -144,6 +149,55 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_publish(args):
+    from tt_tf.publish import publish
+    from tt_tf.stores import open_store
+    store = open_store(args.store)
+    items = _read(args.items, "items")
+    record = publish(args.run_dir, store, items)
+    print(f"published run {record['run_id']} ({record['row_count']['items']} items, "
+          f"{record['row_count']['users']} users) to {store!r}")
+    return 0
+
+
+def cmd_flatten(args):
+    from tt_tf.flatten import flatten_store
+    from tt_tf.stores import open_store
+    frame = flatten_store(open_store(args.store))
+    out = Path(args.out)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        raise ValueError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    print(f"wrote {len(frame)} rows ({int(frame['accepted'].sum())} accepted) to {out}")
+    return 0
+
+
+def cmd_serve(args):
+    import uvicorn
+    from serving.app import create_app
+    from serving.settings import Settings
+    from tt_tf.publish import publish
+    from tt_tf.stores import open_store
+    target = Path(args.run_or_store)
+    overrides = {}
+    if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
+        store_uri = args.store or os.environ.get("TT_TF_STORE") or str(target.resolve().parent / "tt_tf_store")
+        record = publish(target, open_store(store_uri))
+        overrides = {"store": store_uri, "run_id": record["run_id"]}
+        roots = tuple(os.environ.get("TT_TF_MODEL_ROOTS", "").split(os.pathsep)) if os.environ.get(
+            "TT_TF_MODEL_ROOTS") else (str(target.resolve().parent),)
+        overrides["model_roots"] = roots
+    else:
+        overrides = {"store": args.store or args.run_or_store}
+    settings = Settings.from_env(**overrides)
+    print(f"serving {settings.store} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tt-tf", description="Two-tower retrieval: train, embed, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +237,25 @@ def build_parser():
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    pub = sub.add_parser("publish", help="write a run's embeddings and run record to a store")
+    pub.add_argument("run_dir", help="a run directory written by `tt-tf train`")
+    pub.add_argument("--store", required=True, help="mongodb://host/db or a local store directory")
+    pub.add_argument("--items", help="item table with offer attributes (offer_name/title, price, cost, offer_value)")
+    pub.set_defaults(func=cmd_publish)
+
+    flat = sub.add_parser("flatten", help="join invocation and response logs into training rows")
+    flat.add_argument("--store", required=True, help="the scorer's store (mongodb://... or a directory)")
+    flat.add_argument("--out", required=True, help="output .csv or .parquet")
+    flat.set_defaults(func=cmd_flatten)
+
+    serve = sub.add_parser("serve", help="run the scorer over a run directory or a store")
+    serve.add_argument("run_or_store", help="a run directory (published to a local store first) or a store URI")
+    serve.add_argument("--store", help="store to publish a run directory into (default: <run>/../tt_tf_store)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -191,7 +264,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USAGE_ERRORS as error:
+    except _usage_errors() as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"tt-tf {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -15,6 +15,8 @@ class TrainConfig:
     user_id: str = "user_id"
     item_id: str = "item_id"
     timestamp: str = "timestamp"
+    # rows whose label is <= 0 are not positives (e.g. "accepted" in `tt-tf flatten` output)
+    label_column: Optional[str] = None
     # schema inference (infer_schema)
     schema_overrides: dict = dataclasses.field(default_factory=dict)
     exclude_columns: list = dataclasses.field(default_factory=list)
@@ -45,7 +47,7 @@ class TrainConfig:
     logits_temperature: float = 0.1
     logq_correction: bool = True
     downscore_false_negatives: bool = True
-    mask_known_positives: bool = True
+    mask_known_positives: bool = False
     # fit
     optimizer: str = "adam"
     learning_rate: float = 1e-3

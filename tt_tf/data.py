@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tt_tf._keras import tf
+import tensorflow as tf
 from tt_tf.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema, vocabulary_of
 
 HISTORY_COLUMN = "history_item_ids"

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tt_tf._keras import tf
+import tensorflow as tf
 
 OUTPUT_NAME = "embedding"
 QUERY_TOWER = "query_tower"

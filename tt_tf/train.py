@@ -60,6 +60,18 @@ def prepare_tables(interactions, users, items, valid=None, columns: Columns = Co
     return by_item["interactions"], by_user["users"], by_item["items"], by_item["valid"]
 
 
+def positives_only(frame: pd.DataFrame | None, label_column: str | None, name: str):
+    """Rows with a label > 0 (all rows when there is no label column)."""
+    if frame is None or not label_column:
+        return frame
+    require_columns(frame, [label_column], name)
+    labels = pd.to_numeric(frame[label_column], errors="coerce")
+    kept = frame[labels > 0].reset_index(drop=True)
+    if kept.empty:
+        raise ValueError(f"{name}: no row has {label_column} > 0, so there is nothing to train on")
+    return kept
+
+
 def is_temporal_holdout(train: pd.DataFrame, heldout: pd.DataFrame, columns: Columns,
                         share: float = 0.9) -> bool:
     """True when (almost) every held-out row is no earlier than its user's training rows."""
@@ -139,6 +151,8 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
     (masked by the training interactions) and stop early on ``config.monitor``."""
     set_seed(config.seed)
     columns = columns_of(config)
+    interactions = positives_only(interactions, config.label_column, "interactions")
+    valid = positives_only(valid, config.label_column, "valid")
     interactions, users, items, valid = prepare_tables(interactions, users, items, valid, columns)
     if valid is None and config.auto_validation_users > 0:
         interactions, valid = split_validation(interactions, config, columns)

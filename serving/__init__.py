@@ -1,0 +1,1 @@
+"""tt_tf scorer: a thin FastAPI service over a published two-tower run."""

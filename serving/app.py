@@ -1,0 +1,76 @@
+"""The scorer's app factory: ``create_app()`` builds a FastAPI app whose lifespan opens the
+store, loads and warms the newest run, starts the request loggers, and flushes them on exit.
+
+    uvicorn --factory serving.app:create_app        # settings from TT_TF_* environment
+    tt-tf serve RUN_OR_STORE --port 8080
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from serving.routers import admin, health, invocations, offline, responses, retrieve
+from serving.service import NoRunError, Service
+from serving.settings import Settings
+from tt_tf.stores import StoreError
+
+
+def create_app(settings: Settings | None = None, store=None, service: Service | None = None) -> FastAPI:
+    settings = settings or (service.settings if service is not None else Settings.from_env())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.service = service if service is not None else Service(settings, store)
+        app.state.service.start()
+        try:
+            yield
+        finally:
+            app.state.service.stop()
+
+    app = FastAPI(title="tt_tf scorer", version="0.1.0", lifespan=lifespan,
+                  description="Ranks offers by two-tower similarity; see the /invocations contract.")
+    for module in (invocations, responses, retrieve, offline, admin, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def limit_and_measure(request: Request, call_next):
+        limit = settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()  # chunked upload: count what actually arrived
+            if len(body) > limit:
+                return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+        started = time.perf_counter()
+        response = await call_next(request)
+        service = getattr(request.app.state, "service", None)
+        if service is not None:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            run_id = service._run.run_id if service.has_run else "none"
+            service.metrics.observe("tt_tf_request_seconds", time.perf_counter() - started, route=path, run_id=run_id)
+            service.metrics.inc("tt_tf_requests_total", route=path, run_id=run_id, code=response.status_code)
+        return response
+
+    @app.exception_handler(NoRunError)
+    async def no_run(request: Request, error: NoRunError):
+        return JSONResponse({"detail": f"no run is loaded: {error}"}, status_code=503)
+
+    @app.exception_handler(StoreError)
+    async def store_down(request: Request, error: StoreError):
+        request.app.state.service.metrics.inc("tt_tf_store_errors_total", operation="request")
+        return JSONResponse({"detail": f"store unavailable: {error}"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        problems = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "message": e.get("msg")}
+                    for e in error.errors()]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return JSONResponse({"detail": f"invalid request: {summary}", "errors": problems}, status_code=422)
+
+    return app

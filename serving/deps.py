@@ -1,0 +1,10 @@
+"""FastAPI dependencies (tests override ``get_service`` to inject a prepared Service)."""
+from __future__ import annotations
+
+from fastapi import Request
+
+from serving.service import Service
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service

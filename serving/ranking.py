@@ -1,0 +1,101 @@
+"""Offer selection for ``/invocations``: eligibility, similarity ranking, value sort and
+epsilon-exploration. Pure numpy over a ``LoadedRun``; no I/O."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from serving.ann import exact_top_k
+
+
+@dataclasses.dataclass
+class Ranked:
+    offers: list          # [(offer, score, modified_offer_score)] in rank order
+    explore: int
+    skipped: list         # eligible offers with no vector (cold start)
+    eligible: int
+
+
+def eligible_offers(run, white_list) -> list:
+    """Campaign offers the customer may get: all of them, or those whose name or id is on the
+    (case-insensitive) whitelist."""
+    if white_list is None:
+        return list(run.campaign_offers)
+    allowed = []
+    seen = set()
+    for name in white_list:
+        for offer in run.by_name.get(str(name).lower(), []):
+            if offer not in seen:
+                seen.add(offer)
+                allowed.append(offer)
+    return allowed
+
+
+def _number(info: dict, name: str) -> float:
+    value = info.get(name)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def rank_offers(run, user_vector, offers: list, number: int, value_sort: bool = False,
+                epsilon: float = 0.0, rng: np.random.Generator | None = None) -> Ranked:
+    """Score ``offers`` (skipping those without a vector), take the best ``number``.
+
+    With probability ``epsilon`` the offers are a uniform random draw from the scorable
+    eligible set instead (``explore=1``); their scores are still the model's.
+    """
+    scorable = [o for o in offers if o in run.row_of]
+    skipped = [o for o in offers if o not in run.row_of]
+    if not scorable or number <= 0:
+        return Ranked([], 0, skipped, len(offers))
+    rows = np.fromiter((run.row_of[o] for o in scorable), dtype=np.int64, count=len(scorable))
+    scores = run.scores(user_vector, rows)
+    margin = np.array([_number(run.offer_info[o], "price") - _number(run.offer_info[o], "cost") for o in scorable],
+                      np.float32) if value_sort else None
+    modified = scores * margin if value_sort else scores
+    count = min(number, len(scorable))
+    explore = 0
+    rng = rng if rng is not None else np.random.default_rng()
+    if epsilon > 0 and rng.random() < epsilon:
+        explore = 1
+        chosen = rng.choice(len(scorable), size=count, replace=False)
+    else:
+        chosen = exact_top_k(modified, count)
+    return Ranked([(scorable[i], float(scores[i]), float(modified[i])) for i in chosen], explore, skipped,
+                  len(offers))
+
+
+def final_result(run, ranked: Ranked) -> list:
+    """The contract's ``final_result`` entries, rank 1..n; non-finite numbers become null."""
+    out = []
+    for rank, (offer, score, modified) in enumerate(ranked.offers, 1):
+        info = run.offer_info.get(offer, {})
+        result = {
+            "offer": offer,
+            "offer_name": info.get("offer_name", offer),
+            "score": _finite(score),
+            "final_score": _finite(modified),
+            "modified_offer_score": _finite(modified),
+            "offer_value": _finite(info.get("offer_value")),
+            "price": _finite(info.get("price")),
+            "cost": _finite(info.get("cost")),
+        }
+        full = {**{k: _finite(v) if isinstance(v, (int, float)) else v for k, v in info.items()}, **result,
+                "run_id": run.run_id, "similarity": run.similarity}
+        out.append({"rank": rank, "result": result, "result_full": full})
+    return out
+
+
+def _finite(value):
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,37 @@
+"""Liveness, readiness and metrics."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from serving.deps import get_service
+from serving.service import Service
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/ping")
+def ping() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/health/live")
+def live() -> dict:
+    return {"status": "alive"}
+
+
+@router.get("/health/ready")
+def ready(service: Service = Depends(get_service)):
+    """Ready = a run is loaded (and was warmed) and the store answers."""
+    reachable, store_error = service.store_reachable()
+    body = {"ready": service.has_run and reachable,
+            "run_id": service._run.run_id if service.has_run else None,
+            "store_reachable": reachable, "store_error": store_error,
+            "last_load_error": service.last_load_error,
+            "log_spooled_rows": service.invocation_log.spooled + service.response_log.spooled}
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(service: Service = Depends(get_service)) -> str:
+    return service.metrics.render()

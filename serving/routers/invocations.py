@@ -1,0 +1,79 @@
+"""``POST /invocations``: rank a campaign's offers for a customer (the contract's core call)."""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+import uuid as _uuid
+
+from fastapi import APIRouter, Depends
+
+from serving.deps import get_service
+from serving.ranking import eligible_offers, final_result, rank_offers
+from serving.schemas import Invocation
+from serving.service import Service
+from tt_tf.stores import StoreError
+
+router = APIRouter(tags=["scoring"])
+
+
+def lookup(service: Service, operation: str, call, *args):
+    """A store lookup that degrades to None (and is counted) when the store fails."""
+    try:
+        return call(*args)
+    except StoreError:
+        service.metrics.inc("tt_tf_store_errors_total", operation=operation)
+        return None
+
+
+def customer_features(service: Service, customer, params: dict) -> dict | None:
+    """Looked-up features with the request's params on top; params alone go on top of the
+    configured defaults; None when there is neither (the caller then uses the defaults)."""
+    found = lookup(service, "customer_lookup", service.store.customer_features, customer)
+    if found is None and not params:
+        return None
+    base = found if found is not None else dict(service.settings.default_features)
+    return {**base, **params}
+
+
+@router.post("/invocations")
+def invocations(body: Invocation, service: Service = Depends(get_service)) -> dict:
+    started = time.perf_counter()
+    run = service.run
+    settings = service.settings
+    request_uuid = str(_uuid.uuid4())
+    features = customer_features(service, body.customer, body.params)
+    try:
+        vector, source = run.user_vector(body.customer, features, settings.default_features)
+    except StoreError:
+        service.metrics.inc("tt_tf_store_errors_total", operation="user_vector")
+        vector, source = run.user_vector(None, features, settings.default_features)
+    white_list = lookup(service, "whitelist", service.store.whitelist, body.customer)
+    offers = eligible_offers(run, white_list)
+    reason = None
+    if vector is None:
+        ranked, reason = None, source
+    else:
+        ranked = rank_offers(run, vector, offers, min(body.numberoffers, settings.max_offers), settings.value_sort,
+                             settings.explore_epsilon, service.explore_rng())
+        if not ranked.offers:
+            reason = "no eligible offer has a vector" if offers else "no eligible offers for this customer"
+    results = final_result(run, ranked) if ranked is not None else []
+    skipped = ranked.skipped if ranked is not None else [o for o in offers if o not in run.row_of]
+    if skipped:
+        service.metrics.inc("tt_tf_cold_start_offers_total", len(skipped), run_id=run.run_id)
+    response = {"uuid": request_uuid, "run_id": run.run_id, "type": "similarity",
+                "explore": ranked.explore if ranked is not None else 0, "final_result": results,
+                "user_vector_source": source if vector is not None else None}
+    if reason:
+        response["reason"] = reason
+    service.invocation_log.log({
+        "uuid": request_uuid, "customer": body.customer, "campaign": body.campaign,
+        "subcampaign": body.subcampaign, "channel": body.channel, "userid": body.userid,
+        "numberoffers": body.numberoffers, "explore": response["explore"], "run_id": run.run_id,
+        "offers": [{"offer": r["result"]["offer"], "offer_name": r["result"]["offer_name"], "rank": r["rank"],
+                    "score": r["result"]["score"], "price": r["result"]["price"]} for r in results],
+        "skipped_cold_start": skipped, "user_vector_source": response["user_vector_source"], "reason": reason,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+    })
+    return response

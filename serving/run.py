@@ -1,0 +1,139 @@
+"""A run loaded for serving: item matrix, offer attributes, user-vector lookup and, when the
+bundle is available under a configured root, the live query tower.
+
+Only ``tf.saved_model.load`` touches the tower (no Keras deserialisation), and only after the
+bundle's manifest checksums match.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, frame_to_signature_inputs, load_manifest, saved_tower_inputs, \
+    verify_bundle
+from tt_tf.stores.base import Store, StoreError
+
+
+class RunLoadError(RuntimeError):
+    """A run could not be loaded (the message says why); the previous run keeps serving."""
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _inside(path: Path, roots) -> bool:
+    path = path.resolve()
+    return any(path == Path(r) or Path(r) in path.parents for r in roots)
+
+
+class LiveQueryTower:
+    """The exported query tower, called on one feature dict at a time."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.manifest = load_manifest(run_dir)
+        self.signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
+        self.inputs = saved_tower_inputs(self.signature)
+        self._lock = threading.Lock()
+
+    def embed(self, features: dict) -> np.ndarray:
+        row = {name: features.get(name) for name in self.inputs}
+        frame = pd.DataFrame([row])
+        tensors = frame_to_signature_inputs(frame, self.inputs)
+        vector = self.signature(**tensors)[OUTPUT_NAME].numpy()[0]
+        if not np.isfinite(vector).all():
+            raise ValueError("the query tower returned a non-finite vector for these features")
+        return vector.astype(np.float32)
+
+
+class LoadedRun:
+    """Everything one run needs to answer requests, built once and swapped in atomically."""
+
+    def __init__(self, store: Store, record: dict, similarity: str = "cosine", model_roots=(),
+                 live_user_tower: bool = True, offers: pd.DataFrame | None = None):
+        self.store = store
+        self.record = record
+        self.run_id = record["run_id"]
+        self.similarity = similarity
+        try:
+            table = store.item_table(self.run_id)
+        except StoreError as error:
+            raise RunLoadError(str(error)) from error
+        vectors = table.vectors.astype(np.float32)
+        self.item_ids = [str(o) for o in table.offers]
+        self.item_matrix = _normalise(vectors) if similarity == "cosine" else vectors
+        self.dim = self.item_matrix.shape[1]
+        self.attributes = table.attributes
+        self.row_of = {offer: i for i, offer in enumerate(self.item_ids)}
+        self.campaign_offers, self.offer_info = self._campaign(offers)
+        self.by_name = {}
+        for offer in self.campaign_offers:
+            name = str(self.offer_info[offer].get("offer_name", offer)).lower()
+            self.by_name.setdefault(name, []).append(offer)
+            self.by_name.setdefault(offer.lower(), []).append(offer)
+        self.cold_start = [o for o in self.campaign_offers if o not in self.row_of]
+        self.query_tower = self._load_tower(model_roots) if live_user_tower else None
+        self.ann_index = None
+
+    def _campaign(self, offers: pd.DataFrame | None):
+        """The offers this campaign ranks (with attributes): the offers file, else every item."""
+        if offers is None:
+            return list(self.item_ids), {o: dict(self.attributes.get(o, {})) for o in self.item_ids}
+        if "offer" not in offers.columns:
+            raise RunLoadError("offers file needs an 'offer' column")
+        info = {}
+        for row in offers.to_dict("records"):
+            offer = str(row["offer"])
+            merged = dict(self.attributes.get(offer, {}))
+            merged.update({k: v for k, v in row.items() if k != "offer" and v is not None and v == v})
+            info[offer] = merged
+        return list(info), info
+
+    def _load_tower(self, model_roots):
+        uri = self.record.get("model_uri")
+        if not uri:
+            return None
+        run_dir = Path(uri)
+        if not model_roots or not _inside(run_dir, model_roots):
+            return None
+        if not (run_dir / QUERY_TOWER).exists():
+            return None
+        changed = verify_bundle(run_dir)
+        if changed:
+            raise RunLoadError(f"bundle {run_dir} does not match its manifest (changed: {changed[:5]}); not loading it")
+        return LiveQueryTower(run_dir)
+
+    def user_vector(self, customer_id, features: dict | None, defaults: dict) -> tuple:
+        """``(vector, source)`` in the contract's order: stored -> live tower -> defaults ->
+        ``(None, reason)``."""
+        stored = self.store.user_vector(self.run_id, customer_id) if customer_id is not None else None
+        if stored is not None:
+            return stored, "stored"
+        if self.query_tower is None:
+            return None, "no stored vector for this customer and no live query tower"
+        if features:
+            return self.query_tower.embed(features), "live"
+        if defaults:
+            return self.query_tower.embed(defaults), "defaults"
+        return None, "no stored vector, no customer features and no default features"
+
+    def scores(self, user_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        user_vector = np.asarray(user_vector, np.float32)
+        if user_vector.shape != (self.dim,):
+            raise RunLoadError(f"user vector has shape {user_vector.shape}, run {self.run_id} has dim {self.dim}")
+        if self.similarity == "cosine":
+            user_vector = _normalise(user_vector)
+        return self.item_matrix[rows] @ user_vector
+
+    def warm(self, defaults: dict) -> None:
+        """One dummy request through every path a real one takes."""
+        vector = np.ones(self.dim, np.float32)
+        if self.query_tower is not None:
+            vector = self.query_tower.embed(defaults or {})
+        self.scores(vector, np.arange(min(len(self.item_ids), 8)))

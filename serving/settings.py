@@ -1,0 +1,140 @@
+"""Scorer settings: environment variables ``TT_TF_*`` and the contract's campaign properties.
+
+A properties file (``TT_TF_PROPERTIES=path``, ``key=value`` lines) may carry the contract's
+keys; they map onto the same settings:
+
+    predictor.model.type=similarity               required when given (the only type served)
+    plugin.prescore=PrePredictTwoTower            accepted
+    plugin.postscore=PostScoreTwoTower            accepted
+    predictor.twotower.user.embed=<model>:<url>   turns the live query tower on
+    predictor.twotower.similarity=cosine|dot      scoring
+Environment variables win over the properties file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+_PROPERTY_KEYS = {
+    "predictor.model.type": "model_type",
+    "plugin.prescore": "prescore",
+    "plugin.postscore": "postscore",
+    "predictor.twotower.user.embed": "user_embed",
+    "predictor.twotower.similarity": "similarity",
+    "predictor.explore.epsilon": "explore_epsilon",
+    "predictor.sort.value": "value_sort",
+}
+
+
+@dataclasses.dataclass
+class Settings:
+    store: str = "tt_tf_store"
+    run_id: str | None = None                 # pin a run; None serves the store's latest
+    model_roots: tuple = ()                   # bundles are loaded only from under these folders
+    model_type: str = "similarity"
+    prescore: str = "PrePredictTwoTower"
+    postscore: str = "PostScoreTwoTower"
+    user_embed: str | None = None
+    live_user_tower: bool = True
+    similarity: str = "cosine"
+    default_features: dict = dataclasses.field(default_factory=dict)
+    explore_epsilon: float = 0.0
+    explore_seed: int | None = None
+    value_sort: bool = False
+    offers_file: str | None = None            # the campaign's offers; default: every item of the run
+    retrieval_index: str = "exact"            # exact | hnsw
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    admin_api_key: str | None = None
+    poll_seconds: float = 0.0                 # 0: reload only on POST /refresh
+    max_body_bytes: int = 1_048_576
+    max_offers: int = 10_000
+    log_batch_size: int = 256
+    log_flush_seconds: float = 0.5
+    log_queue_size: int = 10_000
+    spool_path: str | None = None             # default: <store or cwd>/request_log.spool.jsonl
+    spool_max_rows: int = 1_000_000
+    store_timeout_ms: int = 3000
+
+    def __post_init__(self):
+        if self.model_type != "similarity":
+            raise ValueError(f"predictor.model.type must be 'similarity' (the only type this scorer serves), "
+                             f"got {self.model_type!r}")
+        if self.similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
+        if not 0.0 <= float(self.explore_epsilon) <= 1.0:
+            raise ValueError(f"explore_epsilon must be in [0, 1], got {self.explore_epsilon!r}")
+        if self.retrieval_index not in ("exact", "hnsw"):
+            raise ValueError(f"retrieval_index must be 'exact' or 'hnsw', got {self.retrieval_index!r}")
+        for name in ("max_body_bytes", "max_offers", "log_batch_size", "log_queue_size", "spool_max_rows"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        self.model_roots = tuple(str(Path(r).resolve()) for r in self.model_roots)
+        if self.user_embed:
+            self.live_user_tower = True
+
+    @property
+    def spool_file(self) -> Path:
+        if self.spool_path:
+            return Path(self.spool_path)
+        base = Path(self.store) if not self.store.startswith("mongodb") else Path.cwd()
+        return base / "request_log.spool.jsonl"
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        environ = dict(os.environ if environ is None else environ)
+        values: dict = {}
+        properties = environ.get("TT_TF_PROPERTIES")
+        if properties:
+            values.update(read_properties(properties))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name, field in fields.items():
+            raw = environ.get("TT_TF_" + name.upper())
+            if raw is not None:
+                values[name] = _parse(field, raw, name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def read_properties(path) -> dict:
+    """The contract's ``key=value`` campaign properties mapped onto setting names."""
+    values = {}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if "=" not in line:
+            raise ValueError(f"{path}:{number}: expected key=value, got {line!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        name = _PROPERTY_KEYS.get(key)
+        if name is not None:
+            values[name] = _parse(fields[name], value, key)
+    return values
+
+
+def _parse(field, raw: str, name: str):
+    kind = str(field.type)
+    try:
+        if "bool" in kind:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError("expected true/false")
+            return raw.lower() in ("1", "true", "yes", "on")
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind == "dict":
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+        if kind == "tuple":
+            return tuple(p for p in raw.split(os.pathsep) if p)
+        if "int" in kind and raw:
+            return int(raw)
+    except ValueError as error:
+        raise ValueError(f"setting {name}={raw!r}: {error}") from None
+    return raw or None
