@@ -98,6 +98,21 @@ def main():
     args = parser.parse_args()
     splits_root = find_shared_data(ROOT) / "ml-100k-splits"
     runs = []
+
+    def write_report():
+        done = [split for split in args.splits if any(r["split"] == split for r in runs)]
+        report = {
+            "command": "python benchmarks/" + Path(__file__).name + " --splits " + " ".join(args.splits)
+                       + " --seeds " + " ".join(map(str, args.seeds)),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "complete": len(runs) == len(args.splits) * len(args.seeds),
+            "summary": {split: summarise(runs, split, splits_root / split) for split in done},
+            "runs": runs,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+        return report
+
     with tempfile.TemporaryDirectory() as tmp:
         for split in args.splits:
             for seed in args.seeds:
@@ -107,15 +122,7 @@ def main():
                       f"ndcg@10 {result['masked']['ndcg@10']:.4f} recall@100 {result['masked']['recall@100']:.4f} "
                       f"train {result['train_seconds']:.0f}s ({result['examples_per_second']:.0f} ex/s, "
                       f"{result['epochs']} epochs)", flush=True)
-    report = {
-        "command": "python benchmarks/" + Path(__file__).name + " --splits " + " ".join(args.splits)
-                   + " --seeds " + " ".join(map(str, args.seeds)),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "summary": {split: summarise(runs, split, splits_root / split) for split in args.splits},
-        "runs": runs,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+                report = write_report()
     for split, summary in report["summary"].items():
         r10 = summary["recall@10"]
         print(f"{split}: recall@10 {r10['mean']:.4f} ± {r10['std']:.4f} (bar {summary['bar_recall@10']}, "

@@ -21,22 +21,10 @@ def tiny_tables():
     return train, valid, test, users, items
 
 
-SMALL_CONFIG = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate_dimensions=[16, 8],
-                    id_embedding_dim=8)
-
-
-def train_tiny_bundle(tiny_tables, run_dir, seed=0):
-    from tt_tf.cli import train_run
-    from tt_tf.config import TrainConfig
-    train, valid, _, users, items = tiny_tables
-    manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **SMALL_CONFIG), run_dir,
-                                 verbose=0)
-    return run_dir, manifest, result
-
-
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_tables, tmp_path_factory):
     """A tiny trained and exported run: (run_dir, manifest, training result)."""
+    from helpers import train_tiny_bundle
     return train_tiny_bundle(tiny_tables, tmp_path_factory.mktemp("runs") / "run")
 
 

@@ -35,3 +35,16 @@ def assert_same_outputs(layer, restored, inputs, atol=1e-6):
     restored(inputs)
     restored.set_weights(layer.get_weights())
     np.testing.assert_allclose(np.asarray(restored(inputs)), np.asarray(expected), atol=atol)
+
+
+SMALL_CONFIG = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate_dimensions=[16, 8],
+                    id_embedding_dim=8)
+
+
+def train_tiny_bundle(tiny_tables, run_dir, seed=0):
+    from tt_tf.cli import train_run
+    from tt_tf.config import TrainConfig
+    train, valid, _, users, items = tiny_tables
+    manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **SMALL_CONFIG), run_dir,
+                                 verbose=0)
+    return run_dir, manifest, result

@@ -44,7 +44,7 @@ class TrainConfig:
     normalization: Optional[str] = None
     l2_normalize: bool = True
     # TwoTowerModel
-    logits_temperature: float = 0.1
+    logits_temperature: float = 0.2
     logq_correction: bool = True
     downscore_false_negatives: bool = True
     mask_known_positives: bool = False

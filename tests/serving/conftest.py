@@ -1,12 +1,11 @@
 """Scorer fixtures: a published tiny run in a local store, and an app factory for TestClient."""
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.settings import Settings
 from tt_tf.publish import publish
 from tt_tf.stores import LocalStore
+
+from serving_helpers import make_client
 
 
 @pytest.fixture()
@@ -25,14 +24,15 @@ def published(tiny_bundle, tiny_tables, store):
     return store, record, run_dir, items
 
 
-def make_client(store, run_dir=None, **settings):
-    roots = (str(run_dir.parent),) if run_dir is not None else ()
-    config = Settings(store=str(store.root), model_roots=roots, log_flush_seconds=0.05, **settings)
-    return TestClient(create_app(config, store=store))
-
-
 @pytest.fixture()
 def client(published):
     store, _, run_dir, _ = published
     with make_client(store, run_dir, admin_api_key="secret") as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def second_bundle(tiny_tables, tmp_path_factory):
+    """Another tiny run (a retraining), for refresh tests."""
+    from helpers import train_tiny_bundle
+    return train_tiny_bundle(tiny_tables, tmp_path_factory.mktemp("runs2") / "run", seed=1)

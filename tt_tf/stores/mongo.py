@@ -54,6 +54,9 @@ class MongoStore(Store):
                                          socketTimeoutMS=timeout_ms, tz_aware=False)
             database = database or (client.get_default_database(default="tt_tf").name)
         self.client = client
+        # mongomock (tests) cannot execute pymongo>=4.10 ReplaceOne bulk ops (it rejects their
+        # `sort` field); there, and only there, upserts go one document at a time
+        self._one_by_one = type(client).__module__.startswith("mongomock")
         self.db = client[database or "tt_tf"]
         self._user_cache: dict = {}
         self._guard(self._create_indexes)
@@ -84,6 +87,10 @@ class MongoStore(Store):
         def write():
             for start in range(0, len(documents), _BULK):
                 chunk = documents[start:start + _BULK]
+                if self._one_by_one:
+                    for d in chunk:
+                        self.db[collection].replace_one({k: d[k] for k in keys}, d, upsert=True)
+                    continue
                 self.db[collection].bulk_write(
                     [ReplaceOne({k: d[k] for k in keys}, d, upsert=True) for d in chunk], ordered=False)
         self._guard(write)

@@ -1,0 +1,11 @@
+"""Helpers shared by the scorer tests."""
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.settings import Settings
+
+
+def make_client(store, run_dir=None, **settings):
+    roots = (str(run_dir.parent),) if run_dir is not None else ()
+    config = Settings(store=str(store.root), model_roots=roots, log_flush_seconds=0.05, **settings)
+    return TestClient(create_app(config, store=store))

@@ -1,0 +1,66 @@
+"""Hot reload: POST /refresh swaps to the newest run; a broken run never replaces a good one."""
+import shutil
+
+from tt_tf.publish import publish
+
+from serving_helpers import make_client
+
+HEADERS = {"X-API-Key": "secret"}
+
+
+def test_refresh_needs_the_admin_key(client):
+    assert client.post("/refresh").status_code == 401
+    assert client.post("/refresh", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.post("/refresh", headers=HEADERS).json()["changed"] is False
+
+
+def test_refresh_disabled_without_a_configured_key(published):
+    store, _, run_dir, _ = published
+    with make_client(store, run_dir) as client:
+        assert client.post("/refresh", headers=HEADERS).status_code == 403
+
+
+def test_refresh_swaps_run_id(client, published, second_bundle):
+    store, first, _, items = published
+    before = client.post("/invocations", json={"customer": 1, "numberoffers": 3}).json()
+    assert before["run_id"] == first["run_id"]
+    second = publish(second_bundle[0], store, items)
+    answer = client.post("/refresh", headers=HEADERS).json()
+    assert answer == {**answer, "changed": True, "run_id": second["run_id"], "previous_run_id": first["run_id"]}
+    after = client.post("/invocations", json={"customer": 1, "numberoffers": 3}).json()
+    assert after["run_id"] == second["run_id"]
+    assert client.get("/health/ready").json()["run_id"] == second["run_id"]
+
+
+def test_corrupt_export_is_refused_while_old_run_keeps_answering(client, published, second_bundle, tmp_path):
+    store, first, run_dir, items = published
+    broken_dir = run_dir.parent / "broken"  # inside the configured model root
+    shutil.rmtree(broken_dir, ignore_errors=True)
+    shutil.copytree(second_bundle[0], broken_dir)
+    record = publish(broken_dir, store, items)
+    # corrupt the SavedModel after publishing: its checksum no longer matches the manifest
+    variables = next((broken_dir / "query_tower" / "variables").glob("variables.data*"))
+    variables.write_bytes(b"\x00" * 64)
+    store.put_run({**record, "created_at": "2999-01-01T00:00:00+00:00"})
+    answer = client.post("/refresh", headers=HEADERS)
+    assert answer.status_code == 409
+    detail = answer.json()["detail"]
+    assert "does not match its manifest" in detail["error"] and detail["serving_run_id"] == first["run_id"]
+    still = client.post("/invocations", json={"customer": 2, "numberoffers": 2})
+    assert still.status_code == 200 and still.json()["run_id"] == first["run_id"]
+    assert 'tt_tf_reloads_total{outcome="failed"}' in client.get("/metrics").text
+
+
+def test_polling_picks_up_a_new_run(published, second_bundle):
+    import time
+    store, first, run_dir, items = published
+    with make_client(store, run_dir, poll_seconds=0.1) as client:
+        assert client.post("/invocations", json={"customer": 1, "numberoffers": 1}).json()["run_id"] == first["run_id"]
+        second = publish(second_bundle[0], store, items)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if client.post("/invocations", json={"customer": 1, "numberoffers": 1}).json()["run_id"] == second["run_id"]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the poller never loaded the new run")

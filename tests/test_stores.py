@@ -1,0 +1,108 @@
+"""One behavioural contract, run against every store: LocalStore, MongoStore on mongomock,
+and MongoStore on a real server when TT_TF_TEST_MONGO_URI is set."""
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from tt_tf.stores import LocalStore, StoreError, open_store
+from tt_tf.stores.mongo import MongoStore
+
+MONGO_URI = os.environ.get("TT_TF_TEST_MONGO_URI")
+SKIP_REAL = "real MongoDB not tested: set TT_TF_TEST_MONGO_URI=mongodb://host:port to run these against a server"
+
+
+@pytest.fixture(params=["local", "mongomock", "mongodb"])
+def store(request, tmp_path):
+    if request.param == "local":
+        yield LocalStore(tmp_path / "store")
+    elif request.param == "mongomock":
+        mongomock = pytest.importorskip("mongomock")
+        yield MongoStore(client=mongomock.MongoClient(), database="tt_tf_test")
+    else:
+        if not MONGO_URI:
+            pytest.skip(SKIP_REAL)
+        name = f"tt_tf_test_{uuid.uuid4().hex[:8]}"
+        real = MongoStore(MONGO_URI, database=name)
+        yield real
+        real.client.drop_database(name)
+        real.close()
+
+
+def test_runs_latest_first(store):
+    store.put_run({"run_id": "a", "created_at": "2026-01-01T00:00:00+00:00", "status": "published"})
+    store.put_run({"run_id": "b", "created_at": "2026-02-01T00:00:00+00:00", "status": "published"})
+    store.put_run({"run_id": "c", "created_at": "2026-03-01T00:00:00+00:00", "status": "exported"})
+    assert [r["run_id"] for r in store.list_runs()] == ["c", "b", "a"]
+    assert store.latest_run()["run_id"] == "b"  # only published runs are served
+    assert store.get_run("a")["created_at"].startswith("2026-01") and store.get_run("zzz") is None
+    with pytest.raises(ValueError, match="run_id"):
+        store.put_run({"created_at": "x"})
+
+
+def test_embeddings_round_trip_and_upsert(store):
+    rng = np.random.default_rng(0)
+    users = rng.normal(size=(5, 4)).astype(np.float32)
+    store.put_user_embeddings("r1", [1, 2, 3, 4, 5], users)
+    np.testing.assert_allclose(store.user_vector("r1", "3"), users[2])
+    np.testing.assert_allclose(store.user_vector("r1", 3), users[2])
+    assert store.user_vector("r1", "99") is None and store.user_vector("other", "1") is None
+    store.put_user_embeddings("r1", [1, 2, 3, 4, 5], users * 2)  # re-publish replaces, never duplicates
+    np.testing.assert_allclose(store.user_vector("r1", "3"), users[2] * 2)
+    ids, vectors = store.user_vectors("r1")
+    assert sorted(ids) == ["1", "2", "3", "4", "5"] and vectors.shape == (5, 4)
+    items = rng.normal(size=(3, 4)).astype(np.float32)
+    store.put_item_embeddings("r1", ["x", "y", "z"], items, {"x": {"offer_name": "X", "price": 3.0, "cost": 1.0}})
+    table = store.item_table("r1")
+    order = [table.offers.index(o) for o in ["x", "y", "z"]]
+    np.testing.assert_allclose(table.vectors[order], items)
+    assert table.attributes["x"] == {"offer_name": "X", "price": 3.0, "cost": 1.0} and table.attributes["y"] == {}
+    with pytest.raises(StoreError):
+        store.item_table("missing-run")
+
+
+@pytest.mark.parametrize("vectors,message", [
+    (np.array([[np.nan, 1.0]], np.float32), "non-finite"),
+    (np.ones((2, 2), np.float32), "one vector per id"),
+])
+def test_bad_vectors_are_refused(store, vectors, message):
+    with pytest.raises(ValueError, match=message):
+        store.put_user_embeddings("r1", ["a"], vectors)
+
+
+def test_lookups(store):
+    assert store.whitelist("c1") is None and store.customer_features("c1") is None
+    store.put_whitelist("c1", ["A", "b"])
+    store.put_customer(7, {"age": 30, "segment": "a"})
+    assert store.whitelist("c1") == ["A", "b"]
+    assert store.customer_features("7") == {"age": 30, "segment": "a"}
+
+
+def test_logs_ignore_replayed_uuids_and_scores_upsert(store):
+    rows = [{"uuid": f"u{i}", "customer": str(i), "datetime": f"2026-01-01T00:00:0{i}"} for i in range(3)]
+    store.log_invocations(rows)
+    store.log_invocations(rows[1:])  # a replay after a partial write
+    assert [r["uuid"] for r in store.invocation_logs()] == ["u0", "u1", "u2"]
+    store.log_responses([{"uuid": "u1", "offers_accepted": [{"offer_name": "A"}]}])
+    assert store.response_logs()[0]["offers_accepted"] == [{"offer_name": "A"}]
+    store.put_scores("scores", [{"run_id": "r", "customer_id": 1, "ranked": [1]}])
+    store.put_scores("scores", [{"run_id": "r", "customer_id": 1, "ranked": [2]}])
+    assert [d["ranked"] for d in store.scores("scores")] == [[2]]
+    store.ping()
+
+
+def test_open_store_picks_the_implementation(tmp_path):
+    assert isinstance(open_store(tmp_path / "s"), LocalStore)
+
+
+def test_unreachable_mongo_fails_fast_with_store_error():
+    pytest.importorskip("pymongo")
+    with pytest.raises(StoreError, match="MongoDB"):
+        MongoStore("mongodb://127.0.0.1:9/tt_tf", timeout_ms=300)
+
+
+def test_real_mongo_status_is_reported():
+    """Says in the test output whether the real-server variant ran."""
+    if not MONGO_URI:
+        pytest.skip(SKIP_REAL)
