@@ -6,14 +6,13 @@ bundle's manifest checksums match.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, frame_to_signature_inputs, load_manifest, saved_tower_inputs, \
+from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, load_manifest, row_to_signature_inputs, saved_tower_inputs, \
     verify_bundle
 from tt_tf.stores.base import Store, StoreError
 
@@ -40,13 +39,9 @@ class LiveQueryTower:
         self.manifest = load_manifest(run_dir)
         self.signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
         self.inputs = saved_tower_inputs(self.signature)
-        self._lock = threading.Lock()
 
     def embed(self, features: dict) -> np.ndarray:
-        row = {name: features.get(name) for name in self.inputs}
-        frame = pd.DataFrame([row])
-        tensors = frame_to_signature_inputs(frame, self.inputs)
-        vector = self.signature(**tensors)[OUTPUT_NAME].numpy()[0]
+        vector = self.signature(**row_to_signature_inputs(features, self.inputs))[OUTPUT_NAME].numpy()[0]
         if not np.isfinite(vector).all():
             raise ValueError("the query tower returned a non-finite vector for these features")
         return vector.astype(np.float32)

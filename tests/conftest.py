@@ -24,7 +24,7 @@ def tiny_tables():
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_tables, tmp_path_factory):
     """A tiny trained and exported run: (run_dir, manifest, training result)."""
-    from helpers import train_tiny_bundle
+    from tests.helpers import train_tiny_bundle
     return train_tiny_bundle(tiny_tables, tmp_path_factory.mktemp("runs") / "run")
 
 

@@ -125,3 +125,22 @@ def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):
     code, _, _ = run_cli(capsys, "evaluate", run, "--users", files["users"], "--items", files["items"],
                          "--test", files["test"], "--unmasked", "--json", tmp_path / "unmasked.json")
     assert code == 0 and json.loads((tmp_path / "unmasked.json").read_text())["mode"] == "unmasked"
+
+
+def test_publish_and_flatten_errors_are_one_line(files, tmp_path, capsys, tiny_bundle):
+    code, _, err = run_cli(capsys, "publish", tmp_path / "not_a_run", "--store", tmp_path / "store")
+    assert_one_line_error(code, err, "not a tt_tf run directory")
+    code, _, err = run_cli(capsys, "publish", tiny_bundle[0], "--store", "mongodb://127.0.0.1:9/x")
+    assert_one_line_error(code, err, "MongoDB")
+    code, _, err = run_cli(capsys, "flatten", "--store", tmp_path / "store", "--out", tmp_path / "flat.txt")
+    assert_one_line_error(code, err, "--out must end in .csv or .parquet")
+
+
+def test_publish_writes_run_to_local_store(tiny_bundle, tmp_path, capsys, files):
+    from tt_tf.stores import LocalStore
+    code, out, _ = run_cli(capsys, "publish", tiny_bundle[0], "--store", tmp_path / "store", "--items", files["items"])
+    assert code == 0 and "published run" in out
+    store = LocalStore(tmp_path / "store")
+    record = store.latest_run()
+    assert record["run_id"] == tiny_bundle[1]["run_id"] and record["row_count"]["items"] == 60
+    assert record["model_uri"] == str(tiny_bundle[0].resolve()) and record["hyper_parameters"]["epochs"] == 1

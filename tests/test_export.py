@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tt_tf.config import TrainConfig
 from tt_tf.data import HISTORY_COLUMN, query_frame
 from tt_tf.export import (QUERY_TOWER, CANDIDATE_TOWER, frame_to_signature_inputs, load_manifest, read_embeddings,
                           saved_tower_inputs, verify_bundle, write_embeddings)
@@ -26,7 +27,7 @@ def test_bundle_layout_and_manifest(bundle):
         assert (run_dir / name).exists(), name
     assert manifest == load_manifest(run_dir)
     assert manifest["embedding_dim"] == 8 and manifest["normalized"] is True
-    assert manifest["logits_temperature"] == pytest.approx(0.1)
+    assert manifest["logits_temperature"] == pytest.approx(TrainConfig().logits_temperature)
     assert manifest["packages"]["tensorflow"].startswith("2.21")
     assert "recall@10" in manifest["metrics"]["valid_masked"]
     assert json.loads((run_dir / "run_record.json").read_text())["run_id"] == manifest["run_id"]

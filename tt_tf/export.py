@@ -82,6 +82,34 @@ def frame_to_signature_inputs(frame: pd.DataFrame, inputs: dict) -> dict:
     return out
 
 
+def row_to_signature_inputs(row: dict, inputs: dict) -> dict:
+    """One feature dict as the ``[1]``-shaped tensors a loaded tower signature takes (the
+    scorer's per-request path: no DataFrame). Missing or unparsable values become the same
+    defaults the batch path uses ('' for text, -1 for integer codes, NaN for numbers)."""
+    out = {}
+    for name, dtype in inputs.items():
+        value = row.get(name)
+        if dtype == tf.string:
+            if value is None or (isinstance(value, float) and value != value):
+                text = ""
+            elif isinstance(value, float) and value.is_integer():
+                text = str(int(value))
+            else:
+                text = str(value)
+            out[name] = tf.constant([text.encode()])
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if dtype.is_integer:
+                out[name] = tf.constant([int(round(number)) if number == number and abs(number) < 2 ** 62 else -1],
+                                        tf.int64)
+            else:
+                out[name] = tf.constant([number], tf.float32)
+    return out
+
+
 def encode_with_signature(signature, frame: pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
     """Vectors for every row of ``frame`` from a loaded tower's ``serving_default``."""
     inputs = saved_tower_inputs(signature)

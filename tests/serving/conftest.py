@@ -5,7 +5,7 @@ import pytest
 from tt_tf.publish import publish
 from tt_tf.stores import LocalStore
 
-from serving_helpers import make_client
+from tests.serving.serving_helpers import make_client
 
 
 @pytest.fixture()
@@ -34,5 +34,5 @@ def client(published):
 @pytest.fixture(scope="session")
 def second_bundle(tiny_tables, tmp_path_factory):
     """Another tiny run (a retraining), for refresh tests."""
-    from helpers import train_tiny_bundle
+    from tests.helpers import train_tiny_bundle
     return train_tiny_bundle(tiny_tables, tmp_path_factory.mktemp("runs2") / "run", seed=1)

@@ -8,7 +8,7 @@ from serving.ranking import rank_offers
 from serving.run import LoadedRun
 from tt_tf.export import read_embeddings
 
-from serving_helpers import make_client
+from tests.serving.serving_helpers import make_client
 
 
 def reference_ranking(run_dir, customer, offers=None):

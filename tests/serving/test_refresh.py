@@ -3,7 +3,7 @@ import shutil
 
 from tt_tf.publish import publish
 
-from serving_helpers import make_client
+from tests.serving.serving_helpers import make_client
 
 HEADERS = {"X-API-Key": "secret"}
 

@@ -1,0 +1,197 @@
+"""Scorer latency and throughput on loopback, against a bare numpy floor.
+
+Trains a small model on synthetic data (10,000 items), publishes it to a local store, then for
+campaigns of 100, 1,000 and 10,000 offers starts the scorer (uvicorn, one process) and measures:
+startup-to-ready, client-side latency p50/p99 and requests/s at concurrency 1 and 8, with the
+user vector stored or computed live by the query tower, the server-side handler time (from the
+request log), and the same vector math in a bare numpy loop (plus the tower call for live) as
+the floor. Writes ``benchmarks/results/serving.json``; BENCHMARKS.md summarises it.
+
+    python benchmarks/serving.py                    # full run (~5 minutes on 2 cores)
+    python benchmarks/serving.py --requests 200     # quicker
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def train_and_publish(workdir: Path):
+    from tt_tf.cli import train_run
+    from tt_tf.config import TrainConfig
+    from tt_tf.publish import publish
+    from tt_tf.stores import LocalStore
+    from tt_tf.synthetic import leave_last_out, make_synthetic
+    interactions, users, items = make_synthetic(num_users=2000, num_items=10_000, mean_interactions=20, seed=0)
+    train, valid, _ = leave_last_out(interactions)
+    config = TrainConfig(epochs=1, query_dimensions=[128, 64], candidate_dimensions=[128, 64])
+    run_dir = workdir / "runs" / "bench"
+    train_run(train, users, items, None, config, run_dir, verbose=0)
+    store = LocalStore(workdir / "store")
+    items = items.assign(price=np.linspace(5, 100, len(items)), cost=2.0)
+    record = publish(run_dir, store, items)
+    from tt_tf.data import query_frame
+    frame = query_frame(users.user_id.head(50), users, interactions)
+    live_features = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                     for row in frame.drop(columns=["user_id"]).to_dict("records")]
+    return store, record, run_dir, items, live_features
+
+
+def numpy_floor(store, record, run_dir, offers, live_features, repeats):
+    """The same work without HTTP, FastAPI or logging: look up (or compute) the vector, score
+    the campaign's offers, take the top 10."""
+    from serving.run import LoadedRun
+    run = LoadedRun(store, record, model_roots=(str(run_dir.parent),))
+    rows = np.array([run.row_of[o] for o in offers], np.int64)
+    index, vectors = store._users(record["run_id"])
+    ids = list(index)
+    timings = {"stored": [], "live": []}
+    for i in range(repeats):
+        started = time.perf_counter()
+        user = vectors[index[ids[i % len(ids)]]]
+        user = user / np.linalg.norm(user)
+        scores = run.item_matrix[rows] @ user
+        top = np.argpartition(-scores, 9)[:10]
+        top[np.argsort(-scores[top])]
+        timings["stored"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        user = run.query_tower.embed(live_features[i % len(live_features)])
+        user = user / np.linalg.norm(user)
+        scores = run.item_matrix[rows] @ user
+        top = np.argpartition(-scores, 9)[:10]
+        top[np.argsort(-scores[top])]
+        timings["live"].append(time.perf_counter() - started)
+    return {kind: {"p50_ms": percentile(t, 50), "p99_ms": percentile(t, 99)} for kind, t in timings.items()}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def load(base, bodies, concurrency):
+    import httpx
+    latencies = []
+    queue = list(bodies)
+
+    async def worker(client):
+        while queue:
+            body = queue.pop()
+            started = time.perf_counter()
+            response = await client.post(base + "/invocations", json=body)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200 or not response.json()["final_result"]:
+                raise RuntimeError(f"bad answer: {response.status_code} {response.text[:300]}")
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(concurrency)])
+        elapsed = time.perf_counter() - started
+    return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            "requests_per_s": len(latencies) / elapsed, "requests": len(latencies)}
+
+
+def serve_and_measure(store, run_dir, offers_file, num_requests, live_features):
+    import httpx
+    port = free_port()
+    env = {**os.environ, "TT_TF_STORE": str(store.root), "TT_TF_OFFERS_FILE": str(offers_file),
+           "TT_TF_MODEL_ROOTS": str(run_dir.parent), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "TT_TF_SPOOL_PATH": str(offers_file.with_suffix(".spool"))}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app",
+                                "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read()[-3000:])
+            time.sleep(0.05)
+        ready_seconds = time.perf_counter() - started
+        stored = [{"customer": str(c % 2000 + 1), "numberoffers": 10} for c in range(num_requests)]
+        live = [{"customer": f"new-{c}", "numberoffers": 10, "params": live_features[c % len(live_features)]}
+                for c in range(num_requests)]
+        asyncio.run(load(base, stored[:50] + live[:50], 4))  # warm up
+        results = {"startup_to_ready_s": ready_seconds}
+        for kind, bodies in (("stored", stored), ("live", live)):
+            for concurrency in (1, 8):
+                results[f"{kind}_c{concurrency}"] = asyncio.run(load(base, bodies, concurrency))
+    finally:
+        process.terminate()
+        process.wait(60)
+    return results
+
+
+def handler_times(store, kind_prefix):
+    rows = [r for r in store.invocation_logs() if str(r["customer"]).startswith("new-") == (kind_prefix == "live")]
+    values = [r["latency_ms"] for r in rows]
+    return {"p50_ms": statistics.median(values), "p99_ms": float(np.percentile(values, 99))} if values else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--offers", nargs="+", type=int, default=[100, 1000, 10_000])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
+    args = parser.parse_args()
+    import pandas as pd
+    from tt_tf.stores import LocalStore
+    report = {"command": f"python benchmarks/serving.py --requests {args.requests} --offers "
+                         + " ".join(map(str, args.offers)),
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        store, record, run_dir, items, live_features = train_and_publish(tmp)
+        for count in args.offers:
+            offers = [str(i) for i in items.item_id.head(count)]
+            offers_file = tmp / f"offers_{count}.csv"
+            pd.DataFrame({"offer": offers}).to_csv(offers_file, index=False)
+            fresh = LocalStore(tmp / f"store_{count}")  # one store per campaign: separate request logs
+            fresh.put_run(record)
+            shutil.copytree(store.root / "runs" / record["run_id"], fresh.root / "runs" / record["run_id"])
+            served = serve_and_measure(fresh, run_dir, offers_file, args.requests, live_features)
+            served["handler_stored"] = handler_times(fresh, "stored")
+            served["handler_live"] = handler_times(fresh, "live")
+            served["numpy_floor"] = numpy_floor(fresh, record, run_dir, offers, live_features, args.requests)
+            report["results"][str(count)] = served
+            s, f = served, served["numpy_floor"]
+            print(f"{count:>6} offers: ready {s['startup_to_ready_s']:.1f}s | stored c8 p50 {s['stored_c8']['p50_ms']:.2f}"
+                  f" p99 {s['stored_c8']['p99_ms']:.2f} ms {s['stored_c8']['requests_per_s']:.0f} req/s | live c8 p50 "
+                  f"{s['live_c8']['p50_ms']:.2f} p99 {s['live_c8']['p99_ms']:.2f} ms "
+                  f"{s['live_c8']['requests_per_s']:.0f} req/s | floor stored {f['stored']['p50_ms']:.3f} live "
+                  f"{f['live']['p50_ms']:.3f} ms | handler stored {s['handler_stored']['p50_ms']:.3f} live "
+                  f"{s['handler_live']['p50_ms']:.3f} ms", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

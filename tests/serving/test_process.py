@@ -1,0 +1,101 @@
+"""The scorer as it runs in production: a real uvicorn process on loopback, and a process in
+which tf_keras and TensorFlow Recommenders cannot be imported at all."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS",) and not k.startswith("TT_TF_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundle, tmp_path):
+    from tt_tf.stores import LocalStore
+    run_dir = tiny_bundle[0]
+    port = free_port()
+    store_dir = tmp_path / "store"
+    process = subprocess.Popen([sys.executable, "-m", "tt_tf.cli", "serve", str(run_dir), "--store", str(store_dir),
+                                "--port", str(port), "--log-level", "warning"], env=child_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.time() < deadline, "scorer did not become ready in 120 s"
+            time.sleep(0.5)
+        answers = [httpx.post(base + "/invocations", json={"customer": str(c), "numberoffers": 3}, timeout=10).json()
+                   for c in range(1, 11)]
+        assert all(len(a["final_result"]) == 3 for a in answers)
+        assert len({a["run_id"] for a in answers}) == 1
+        live = httpx.post(base + "/invocations", json={"customer": "stranger", "numberoffers": 2,
+                                                       "params": {"age": 33, "history_item_ids": "5|6"}}).json()
+        assert live["user_vector_source"] == "live"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+    logged = {r["uuid"] for r in LocalStore(store_dir).invocation_logs()}
+    assert {a["uuid"] for a in answers} | {live["uuid"]} <= logged
+
+
+BLOCKED = textwrap.dedent("""
+    import importlib.machinery, sys
+    HIDDEN = ("tf_keras", "tensorflow_recommenders")
+
+    class Hide(importlib.machinery.PathFinder):
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            if name.split(".")[0] in HIDDEN:
+                return None  # exactly what an uninstalled package looks like
+            return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+    sys.meta_path[:] = [Hide if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+    from fastapi.testclient import TestClient
+    from serving.app import create_app
+    from serving.settings import Settings
+    settings = Settings(store=sys.argv[1], model_roots=(sys.argv[2],))
+    with TestClient(create_app(settings)) as client:
+        stored = client.post("/invocations", json={"customer": 3, "numberoffers": 4}).json()
+        live = client.post("/invocations", json={"customer": "new", "numberoffers": 4, "params": {"age": 30}}).json()
+    assert len(stored["final_result"]) == 4 and stored["user_vector_source"] == "stored", stored
+    assert len(live["final_result"]) == 4 and live["user_vector_source"] == "live", live
+    assert not [m for m in sys.modules if m.split(".")[0] in HIDDEN], "a hidden package was imported"
+    print("served without tf_keras and tfrs")
+""")
+
+
+def test_scorer_needs_neither_tf_keras_nor_tfrs(tiny_bundle, tmp_path):
+    from tt_tf.publish import publish
+    from tt_tf.stores import LocalStore
+    run_dir = tiny_bundle[0]
+    publish(run_dir, LocalStore(tmp_path / "store"))
+    done = subprocess.run([sys.executable, "-c", BLOCKED, str(tmp_path / "store"), str(run_dir.parent)],
+                          capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "served without tf_keras and tfrs" in done.stdout
