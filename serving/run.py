@@ -6,13 +6,16 @@ bundle's manifest checksums match.
 """
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, load_manifest, row_to_signature_inputs, saved_tower_inputs, \
+from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, load_manifest, rows_to_signature_inputs, saved_tower_inputs, \
     verify_bundle
 from tt_tf.stores.base import Store, StoreError
 
@@ -32,19 +35,63 @@ def _inside(path: Path, roots) -> bool:
 
 
 class LiveQueryTower:
-    """The exported query tower, called on one feature dict at a time."""
+    """The exported query tower, shared by concurrent requests through a micro-batcher: the
+    requests that arrive while the tower is busy go through it together in one call, so a
+    burst of N live requests costs about one tower call instead of N (a call of 1 row and of 8
+    rows take about the same time). An idle tower adds no waiting."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, max_batch: int = 64):
         self.run_dir = run_dir
         self.manifest = load_manifest(run_dir)
         self.signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
         self.inputs = saved_tower_inputs(self.signature)
+        self.max_batch = int(max_batch)
+        self._queue: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
+        self._worker = threading.Thread(target=self._serve, name="query-tower-batcher", daemon=True)
+        self._worker.start()
+
+    def embed_many(self, rows: list) -> np.ndarray:
+        vectors = self.signature(**rows_to_signature_inputs(rows, self.inputs))[OUTPUT_NAME].numpy()
+        return vectors.astype(np.float32)
 
     def embed(self, features: dict) -> np.ndarray:
-        vector = self.signature(**row_to_signature_inputs(features, self.inputs))[OUTPUT_NAME].numpy()[0]
+        if self._closed.is_set():
+            vector = self.embed_many([features])[0]
+        else:
+            done = Future()
+            self._queue.put((features, done))
+            vector = done.result()
         if not np.isfinite(vector).all():
             raise ValueError("the query tower returned a non-finite vector for these features")
-        return vector.astype(np.float32)
+        return vector
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                vectors = self.embed_many([features for features, _ in batch])
+                for (_, done), vector in zip(batch, vectors):
+                    done.set_result(vector)
+            except Exception as error:  # every waiting request gets the error, none hangs
+                for _, done in batch:
+                    done.set_exception(error)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._queue.put(None)
 
 
 class LoadedRun:
@@ -125,6 +172,10 @@ class LoadedRun:
         if self.similarity == "cosine":
             user_vector = _normalise(user_vector)
         return self.item_matrix[rows] @ user_vector
+
+    def close(self) -> None:
+        if self.query_tower is not None:
+            self.query_tower.close()
 
     def warm(self, defaults: dict) -> None:
         """One dummy request through every path a real one takes."""

@@ -84,7 +84,9 @@ class Service:
             from serving.ann import HnswIndex
             run.ann_index = HnswIndex(run.item_matrix, self.settings.hnsw_m, self.settings.hnsw_ef_search)
         with self._swap_lock:
-            self._run = run
+            previous, self._run = self._run, run
+        if previous is not None:
+            previous.close()  # requests still on it fall back to unbatched tower calls
         self.last_load_error = None
         self.ready_at = self.ready_at or time.time()
         self.metrics.inc("tt_tf_reloads_total", outcome="loaded")
@@ -115,6 +117,8 @@ class Service:
             self._poller.join(5)
         self.invocation_log.close()
         self.response_log.close()
+        if self._run is not None:
+            self._run.close()
         self.store.close()
 
     # helpers for routers ------------------------------------------------------------------------

@@ -82,31 +82,35 @@ def frame_to_signature_inputs(frame: pd.DataFrame, inputs: dict) -> dict:
     return out
 
 
-def row_to_signature_inputs(row: dict, inputs: dict) -> dict:
-    """One feature dict as the ``[1]``-shaped tensors a loaded tower signature takes (the
+def _as_text(value) -> bytes:
+    if value is None or (isinstance(value, float) and value != value):
+        return b""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)).encode()
+    return str(value).encode()
+
+
+def _as_number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def rows_to_signature_inputs(rows: list, inputs: dict) -> dict:
+    """Feature dicts as the ``[len(rows)]`` tensors a loaded tower signature takes (the
     scorer's per-request path: no DataFrame). Missing or unparsable values become the same
     defaults the batch path uses ('' for text, -1 for integer codes, NaN for numbers)."""
     out = {}
     for name, dtype in inputs.items():
-        value = row.get(name)
+        values = [row.get(name) for row in rows]
         if dtype == tf.string:
-            if value is None or (isinstance(value, float) and value != value):
-                text = ""
-            elif isinstance(value, float) and value.is_integer():
-                text = str(int(value))
-            else:
-                text = str(value)
-            out[name] = tf.constant([text.encode()])
+            out[name] = tf.constant([_as_text(v) for v in values], tf.string)
+        elif dtype.is_integer:
+            numbers = [_as_number(v) for v in values]
+            out[name] = tf.constant([int(round(n)) if n == n and abs(n) < 2 ** 62 else -1 for n in numbers], tf.int64)
         else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number = float("nan")
-            if dtype.is_integer:
-                out[name] = tf.constant([int(round(number)) if number == number and abs(number) < 2 ** 62 else -1],
-                                        tf.int64)
-            else:
-                out[name] = tf.constant([number], tf.float32)
+            out[name] = tf.constant([_as_number(v) for v in values], tf.float32)
     return out
 
 
