@@ -7,12 +7,12 @@ store, loads and warms the newest run, starts the request loggers, and flushes t
 from __future__ import annotations
 
 import contextlib
-import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from serving.middleware import LimitAndMeasure
 from serving.routers import admin, health, invocations, offline, responses, retrieve
 from serving.service import NoRunError, Service
 from serving.settings import Settings
@@ -36,26 +36,7 @@ def create_app(settings: Settings | None = None, store=None, service: Service | 
     for module in (invocations, responses, retrieve, offline, admin, health):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next):
-        limit = settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked upload: count what actually arrived
-            if len(body) > limit:
-                return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-        started = time.perf_counter()
-        response = await call_next(request)
-        service = getattr(request.app.state, "service", None)
-        if service is not None:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            run_id = service._run.run_id if service.has_run else "none"
-            service.metrics.observe("tt_tf_request_seconds", time.perf_counter() - started, route=path, run_id=run_id)
-            service.metrics.inc("tt_tf_requests_total", route=path, run_id=run_id, code=response.status_code)
-        return response
+    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(NoRunError)
     async def no_run(request: Request, error: NoRunError):

@@ -73,6 +73,14 @@ def test_non_json_and_oversized_bodies_are_4xx(client):
     huge = {"customer": "1", "numberoffers": 1, "params": {"x": "a" * 2_000_000}}
     assert client.post("/invocations", json=huge).status_code == 413
 
+    def chunks():  # no content-length: the limit must hold on what actually arrives
+        yield b'{"customer": "1", "numberoffers": 1, "params": {"x": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}}'
+    answer = client.post("/invocations", content=chunks(), headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "request body over" in answer.json()["detail"]
+
 
 def test_numberoffers_larger_than_catalogue_returns_all(client, published):
     answer = client.post("/invocations", json={"customer": "3", "numberoffers": 10_000}).json()

@@ -1,0 +1,70 @@
+"""One plain ASGI middleware (cheaper per request than Starlette's BaseHTTPMiddleware): bodies
+over the size limit get a 413 before any parsing, and every request is counted and timed per
+route and run for ``/metrics``."""
+from __future__ import annotations
+
+import json
+import time
+
+
+class LimitAndMeasure:
+    def __init__(self, app, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = int(max_body_bytes)
+
+    async def _reject(self, send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        limit = self.max_body_bytes
+        too_big = f"request body over {limit} bytes"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await self._reject(send, 413, too_big)
+        if scope.get("method") in ("POST", "PUT", "PATCH"):
+            # read the body here (bounded) and hand it on: a chunked upload cannot exceed the limit
+            chunks, total = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                chunk = message.get("body", b"")
+                total += len(chunk)
+                if total > limit:
+                    return await self._reject(send, 413, too_big)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            replayed = False
+
+            async def receive_body():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return await receive()
+        else:
+            receive_body = receive
+        status = {"code": 500}
+
+        async def send_and_note(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_body, send_and_note)
+        finally:
+            service = getattr(scope.get("app").state, "service", None) if scope.get("app") else None
+            if service is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                run_id = service._run.run_id if service.has_run else "none"
+                service.metrics.observe("tt_tf_request_seconds", time.perf_counter() - started, route=route,
+                                        run_id=run_id)
+                service.metrics.inc("tt_tf_requests_total", route=route, run_id=run_id, code=status["code"])
