@@ -57,6 +57,7 @@ class Settings:
     spool_path: str | None = None             # default: <store or cwd>/request_log.spool.jsonl
     spool_max_rows: int = 1_000_000
     store_timeout_ms: int = 3000
+    shutdown_grace_seconds: int = 10          # in-flight requests get this long after SIGTERM
 
     def __post_init__(self):
         if self.model_type != "similarity":

@@ -194,7 +194,15 @@ def cmd_serve(args):
         overrides = {"store": args.store or args.run_or_store}
     settings = Settings.from_env(**overrides)
     print(f"serving {settings.store} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port,
+                                           log_level=args.log_level,
+                                           timeout_graceful_shutdown=settings.shutdown_grace_seconds))
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal; after a
+    # graceful shutdown that re-raise must not turn a clean exit into "killed by signal"
+    import signal
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: None)
+    server.run()
     return 0
 
 

@@ -57,8 +57,7 @@ def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundl
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=60)[0]
-    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
-    assert process.returncode in (0, -signal.SIGTERM), output
+    assert process.returncode == 0, output
     assert "Traceback" not in output, output
     logged = {r["uuid"] for r in LocalStore(store_dir).invocation_logs()}
     assert {a["uuid"] for a in answers} | {live["uuid"]} <= logged
