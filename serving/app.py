@@ -7,16 +7,30 @@ store, loads and warms the newest run, starts the request loggers, and flushes t
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import LimitAndMeasure
 from serving.routers import admin, health, invocations, offline, responses, retrieve
+from serving.run import RunLoadError
 from serving.service import NoRunError, Service
 from serving.settings import Settings
 from tt_tf.stores import StoreError
+
+
+logger = logging.getLogger("tt_tf.serving")
+
+
+def reject(request: Request, status: int, reason: str) -> None:
+    """Every refused request leaves a trace: a warning in the service log and a metric."""
+    logger.warning("rejected %s %s -> %d: %s", request.method, request.url.path, status, reason[:500])
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        service.metrics.inc("tt_tf_rejected_requests_total", route=request.url.path, code=status)
 
 
 def create_app(settings: Settings | None = None, store=None, service: Service | None = None) -> FastAPI:
@@ -37,10 +51,24 @@ def create_app(settings: Settings | None = None, store=None, service: Service | 
         app.include_router(module.router)
 
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code >= 400:
+            reject(request, error.status_code, str(error.detail))
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(NoRunError)
     async def no_run(request: Request, error: NoRunError):
         return JSONResponse({"detail": f"no run is loaded: {error}"}, status_code=503)
+
+    @app.exception_handler(RunLoadError)
+    async def run_broken(request: Request, error: RunLoadError):
+        return JSONResponse({"detail": f"the loaded run cannot answer this request: {error}"}, status_code=503)
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, error: StoreError):
@@ -52,6 +80,7 @@ def create_app(settings: Settings | None = None, store=None, service: Service | 
         problems = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "message": e.get("msg")}
                     for e in error.errors()]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        reject(request, 422, summary)
         return JSONResponse({"detail": f"invalid request: {summary}", "errors": problems}, status_code=422)
 
     return app

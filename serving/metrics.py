@@ -81,5 +81,6 @@ def service_metrics() -> Metrics:
     metrics.describe("tt_tf_log_queue_depth", "gauge", "Request-log rows waiting to be written.")
     metrics.describe("tt_tf_log_spooled_rows", "gauge", "Request-log rows in the local spool file.")
     metrics.describe("tt_tf_log_dropped_total", "counter", "Request-log rows lost (spool full).")
+    metrics.describe("tt_tf_rejected_requests_total", "counter", "Requests refused with a 4xx, by route and code.")
     metrics.describe("tt_tf_cold_start_offers_total", "counter", "Eligible offers skipped for lack of a vector.")
     return metrics

@@ -4,6 +4,7 @@ route and run for ``/metrics``."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 
@@ -12,7 +13,12 @@ class LimitAndMeasure:
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
 
-    async def _reject(self, send, status: int, detail: str) -> None:
+    async def _reject(self, scope, send, status: int, detail: str) -> None:
+        logging.getLogger("tt_tf.serving").warning("rejected %s %s -> %d: %s", scope.get("method"),
+                                                   scope.get("path"), status, detail)
+        service = getattr(scope["app"].state, "service", None) if scope.get("app") else None
+        if service is not None:
+            service.metrics.inc("tt_tf_rejected_requests_total", route=scope.get("path", ""), code=status)
         body = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -26,7 +32,7 @@ class LimitAndMeasure:
         too_big = f"request body over {limit} bytes"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await self._reject(send, 413, too_big)
+            return await self._reject(scope, send, 413, too_big)
         if scope.get("method") in ("POST", "PUT", "PATCH"):
             # read the body here (bounded) and hand it on: a chunked upload cannot exceed the limit
             chunks, total = [], 0
@@ -37,7 +43,7 @@ class LimitAndMeasure:
                 chunk = message.get("body", b"")
                 total += len(chunk)
                 if total > limit:
-                    return await self._reject(send, 413, too_big)
+                    return await self._reject(scope, send, 413, too_big)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break

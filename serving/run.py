@@ -108,9 +108,16 @@ class LoadedRun:
         except StoreError as error:
             raise RunLoadError(str(error)) from error
         vectors = table.vectors.astype(np.float32)
+        if len(vectors) == 0:
+            raise RunLoadError(f"run {self.run_id} has an empty item table")
+        if not np.isfinite(vectors).all():
+            raise RunLoadError(f"run {self.run_id} has non-finite item vectors")
         self.item_ids = [str(o) for o in table.offers]
         self.item_matrix = _normalise(vectors) if similarity == "cosine" else vectors
         self.dim = self.item_matrix.shape[1]
+        if record.get("embedding_dim") not in (None, self.dim):
+            raise RunLoadError(f"run {self.run_id}: item vectors have dim {self.dim}, its record says "
+                               f"{record['embedding_dim']}")
         self.attributes = table.attributes
         self.row_of = {offer: i for i, offer in enumerate(self.item_ids)}
         self.campaign_offers, self.offer_info = self._campaign(offers)

@@ -11,8 +11,8 @@ _MAX_ID = 256
 
 
 def _id_text(value, field: str) -> str:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{field} must be a string or a number")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{field} must be a string or a number, got {type(value).__name__}")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{field} must be finite")
@@ -46,8 +46,8 @@ class Invocation(BaseModel):
     @field_validator("numberoffers", mode="before")
     @classmethod
     def _number(cls, value):
-        if isinstance(value, bool):
-            raise ValueError("numberoffers must be a whole number")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"numberoffers must be a whole number, got {type(value).__name__}")
         try:
             number = float(str(value).strip()) if isinstance(value, str) else float(value)
         except ValueError:

@@ -48,6 +48,8 @@ class Settings:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     admin_api_key: str | None = None
+    campaigns: tuple = ()                     # known campaigns; empty accepts any campaign name
+    cors_origins: tuple = ()                  # CORS is off unless origins are configured
     poll_seconds: float = 0.0                 # 0: reload only on POST /refresh
     max_body_bytes: int = 1_048_576
     max_offers: int = 10_000
@@ -133,7 +135,8 @@ def _parse(field, raw: str, name: str):
                 raise ValueError("expected a JSON object")
             return value
         if kind == "tuple":
-            return tuple(p for p in raw.split(os.pathsep) if p)
+            separator = "," if name.lower().endswith(("campaigns", "cors_origins")) else os.pathsep
+            return tuple(p.strip() for p in raw.split(separator) if p.strip())
         if "int" in kind and raw:
             return int(raw)
     except ValueError as error:

@@ -149,7 +149,8 @@ def read_embeddings(path, id_name: str):
     table = pq.read_table(str(path))
     ids = table.column(id_name).to_pylist()
     vectors = np.asarray(table.column(OUTPUT_NAME).combine_chunks().flatten(), dtype=np.float32)
-    return ids, vectors.reshape(len(ids), -1)
+    dim = getattr(table.schema.field(OUTPUT_NAME).type, "list_size", None) or (len(vectors) // max(len(ids), 1))
+    return ids, vectors.reshape(len(ids), dim)
 
 
 def sha256_of(path) -> str:

@@ -5,7 +5,7 @@ import datetime as _dt
 import time
 import uuid as _uuid
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
@@ -38,8 +38,12 @@ def customer_features(service: Service, customer, params: dict) -> dict | None:
 @router.post("/invocations")
 def invocations(body: Invocation, service: Service = Depends(get_service)) -> dict:
     started = time.perf_counter()
-    run = service.run
     settings = service.settings
+    if settings.campaigns and body.campaign not in settings.campaigns:
+        raise HTTPException(404, f"unknown campaign {body.campaign!r}; known: {sorted(settings.campaigns)}")
+    if body.numberoffers > settings.max_offers:
+        raise HTTPException(422, f"numberoffers must be at most {settings.max_offers}, got {body.numberoffers}")
+    run = service.run
     request_uuid = str(_uuid.uuid4())
     features = customer_features(service, body.customer, body.params)
     try:
@@ -53,7 +57,7 @@ def invocations(body: Invocation, service: Service = Depends(get_service)) -> di
     if vector is None:
         ranked, reason = None, source
     else:
-        ranked = rank_offers(run, vector, offers, min(body.numberoffers, settings.max_offers), settings.value_sort,
+        ranked = rank_offers(run, vector, offers, body.numberoffers, settings.value_sort,
                              settings.explore_epsilon, service.explore_rng())
         if not ranked.offers:
             reason = "no eligible offer has a vector" if offers else "no eligible offers for this customer"
