@@ -111,3 +111,13 @@ class BatchScore(BaseModel):
     max_users: Optional[int] = Field(default=None, ge=1)
     scores_collection: str = Field(default="two_tower_scores", min_length=1, max_length=120,
                                    pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: ``detail`` says what was wrong; ``errors`` lists field problems."""
+
+    detail: Union[str, dict[str, Any]]
+    errors: Optional[list[dict[str, Any]]] = None
+
+
+ERROR_RESPONSES = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 503)}

@@ -6,10 +6,11 @@ import hmac
 from fastapi import APIRouter, Depends, Header, HTTPException
 
 from serving.deps import get_service
+from serving.schemas import ERROR_RESPONSES
 from serving.run import RunLoadError
 from serving.service import Service
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
 
 def require_admin(x_api_key: str | None = Header(default=None), service: Service = Depends(get_service)) -> None:

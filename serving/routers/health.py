@@ -5,9 +5,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from serving.deps import get_service
+from serving.schemas import ERROR_RESPONSES
 from serving.service import Service
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
 
 @router.get("/ping")

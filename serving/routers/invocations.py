@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
-from serving.schemas import Invocation
+from serving.schemas import ERROR_RESPONSES, Invocation
 from serving.service import Service
 from tt_tf.stores import StoreError
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
 
 
 def lookup(service: Service, operation: str, call, *args):

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from serving.ann import exact_top_k
 from serving.deps import get_service
-from serving.schemas import BatchScore, ConceptTest
+from serving.schemas import ERROR_RESPONSES, BatchScore, ConceptTest
 from serving.service import Service
 
-router = APIRouter(tags=["offline"])
+router = APIRouter(tags=["offline"], responses=ERROR_RESPONSES)
 
 
 def _check_run(service: Service, run_id: str | None):

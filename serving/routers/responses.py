@@ -6,10 +6,10 @@ import datetime as _dt
 from fastapi import APIRouter, Depends
 
 from serving.deps import get_service
-from serving.schemas import Response
+from serving.schemas import ERROR_RESPONSES, Response
 from serving.service import Service
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
 
 
 @router.post("/response")

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, HTTPException
 from serving.ann import exact_top_k
 from serving.deps import get_service
 from serving.routers.invocations import customer_features
-from serving.schemas import RetrieveRequest
+from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
 
-router = APIRouter(prefix="/v1", tags=["retrieval"])
+router = APIRouter(prefix="/v1", tags=["retrieval"], responses=ERROR_RESPONSES)
 
 
 @router.post("/retrieve")
