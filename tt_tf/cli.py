@@ -195,7 +195,7 @@ def cmd_serve(args):
     settings = Settings.from_env(**overrides)
     print(f"serving {settings.store} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port,
-                                           log_level=args.log_level,
+                                           log_level=args.log_level, access_log=args.access_log,
                                            timeout_graceful_shutdown=settings.shutdown_grace_seconds))
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal; after a
     # graceful shutdown that re-raise must not turn a clean exit into "killed by signal"
@@ -263,6 +263,8 @@ def build_parser():
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true", help="log every request line (the request log "
+                       "in the store records every invocation either way)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -5,10 +5,10 @@ campaigns of 100, 1,000 and 10,000 offers starts the scorer (uvicorn, one proces
 startup-to-ready, client-side latency p50/p99 and requests/s at concurrency 1 and 8, with the
 user vector stored or computed live by the query tower, the server-side handler time (from the
 request log), and the same vector math in a bare numpy loop (plus the tower call for live) as
-the floor. Writes ``benchmarks/results/serving.json``; BENCHMARKS.md summarises it.
+the floor. Writes ``benchmarks/results/serving_latency.json``; BENCHMARKS.md summarises it.
 
-    python benchmarks/serving.py                    # full run (~5 minutes on 2 cores)
-    python benchmarks/serving.py --requests 200     # quicker
+    python benchmarks/serving_latency.py                    # full run (~5 minutes on 2 cores)
+    python benchmarks/serving_latency.py --requests 200     # quicker
 """
 from __future__ import annotations
 
@@ -113,28 +113,32 @@ async def load(base, bodies, concurrency):
             "requests_per_s": len(latencies) / elapsed, "requests": len(latencies)}
 
 
-def serve_and_measure(store, run_dir, offers_file, num_requests, live_features):
+def start_scorer(store_root, extra_env: dict):
+    """A uvicorn scorer process on a free loopback port; returns (process, base url, seconds to ready)."""
     import httpx
     port = free_port()
-    env = {**os.environ, "TT_TF_STORE": str(store.root), "TT_TF_OFFERS_FILE": str(offers_file),
-           "TT_TF_MODEL_ROOTS": str(run_dir.parent), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "TT_TF_SPOOL_PATH": str(offers_file.with_suffix(".spool"))}
+    env = {**os.environ, "TT_TF_STORE": str(store_root), "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app",
-                                "--port", str(port), "--log-level", "warning", "--no-access-log"],
+    process = subprocess.Popen([sys.executable, "-m", "tt_tf.cli", "serve", str(store_root), "--port", str(port),
+                                "--log-level", "warning"],
                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
+                return process, base, time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read()[-3000:])
+        time.sleep(0.05)
+
+
+def serve_and_measure(store, run_dir, offers_file, num_requests, live_features):
+    process, base, ready_seconds = start_scorer(store.root, {
+        "TT_TF_OFFERS_FILE": str(offers_file), "TT_TF_MODEL_ROOTS": str(run_dir.parent),
+        "TT_TF_SPOOL_PATH": str(offers_file.with_suffix(".spool"))})
     try:
-        while True:
-            try:
-                if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read()[-3000:])
-            time.sleep(0.05)
-        ready_seconds = time.perf_counter() - started
         stored = [{"customer": str(c % 2000 + 1), "numberoffers": 10} for c in range(num_requests)]
         live = [{"customer": f"new-{c}", "numberoffers": 10, "params": live_features[c % len(live_features)]}
                 for c in range(num_requests)]
@@ -159,11 +163,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--offers", nargs="+", type=int, default=[100, 1000, 10_000])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving_latency.json"))
     args = parser.parse_args()
     import pandas as pd
     from tt_tf.stores import LocalStore
-    report = {"command": f"python benchmarks/serving.py --requests {args.requests} --offers "
+    report = {"command": f"python benchmarks/serving_latency.py --requests {args.requests} --offers "
                          + " ".join(map(str, args.offers)),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
