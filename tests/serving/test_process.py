@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -27,26 +28,28 @@ def child_env():
     return env
 
 
-def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundle, tmp_path):
-    from tt_tf.stores import LocalStore
-    run_dir = tiny_bundle[0]
+def start_serving(run_dir, store_dir):
     port = free_port()
-    store_dir = tmp_path / "store"
     process = subprocess.Popen([sys.executable, "-m", "tt_tf.cli", "serve", str(run_dir), "--store", str(store_dir),
                                 "--port", str(port), "--log-level", "warning"], env=child_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stdout.read()
+        assert time.time() < deadline, "scorer did not become ready in 120 s"
+        time.sleep(0.5)
+
+
+def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundle, tmp_path):
+    from tt_tf.stores import LocalStore
+    process, base = start_serving(tiny_bundle[0], tmp_path / "store")
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(base + "/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read()
-            assert time.time() < deadline, "scorer did not become ready in 120 s"
-            time.sleep(0.5)
         answers = [httpx.post(base + "/invocations", json={"customer": str(c), "numberoffers": 3}, timeout=10).json()
                    for c in range(1, 11)]
         assert all(len(a["final_result"]) == 3 for a in answers)
@@ -59,8 +62,40 @@ def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundl
         output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
-    logged = {r["uuid"] for r in LocalStore(store_dir).invocation_logs()}
+    logged = {r["uuid"] for r in LocalStore(tmp_path / "store").invocation_logs()}
     assert {a["uuid"] for a in answers} | {live["uuid"]} <= logged
+
+
+def test_sigterm_with_requests_in_flight_completes_them_and_exits_0(tiny_bundle, tmp_path):
+    from tt_tf.stores import LocalStore
+    process, base = start_serving(tiny_bundle[0], tmp_path / "store")
+    answered, failed = [], []
+    stop = threading.Event()
+
+    def client():
+        with httpx.Client(timeout=30) as session:
+            while not stop.is_set():
+                try:
+                    response = session.post(base + "/invocations", json={"customer": "4", "numberoffers": 5})
+                except httpx.TransportError:
+                    failed.append(1)  # refused: the server had stopped accepting
+                    return
+                answered.append((response.status_code, response.json().get("uuid")))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    started = time.time()
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert process.returncode == 0 and time.time() - started < 10 + 5, output
+    assert answered and all(code == 200 for code, _ in answered)
+    logged = {r["uuid"] for r in LocalStore(tmp_path / "store").invocation_logs()}
+    assert logged == {uuid for _, uuid in answered}
 
 
 BLOCKED = textwrap.dedent("""
