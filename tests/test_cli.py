@@ -144,3 +144,9 @@ def test_publish_writes_run_to_local_store(tiny_bundle, tmp_path, capsys, files)
     record = store.latest_run()
     assert record["run_id"] == tiny_bundle[1]["run_id"] and record["row_count"]["items"] == 60
     assert record["model_uri"] == str(tiny_bundle[0].resolve()) and record["hyper_parameters"]["epochs"] == 1
+
+
+def test_serve_binds_loopback_by_default():
+    from tt_tf.cli import build_parser
+    args = build_parser().parse_args(["serve", "some_store"])
+    assert args.host == "127.0.0.1" and args.port == 8080 and args.access_log is False

@@ -5,10 +5,10 @@ campaigns of 100, 1,000 and 10,000 offers starts the scorer (uvicorn, one proces
 startup-to-ready, client-side latency p50/p99 and requests/s at concurrency 1 and 8, with the
 user vector stored or computed live by the query tower, the server-side handler time (from the
 request log), and the same vector math in a bare numpy loop (plus the tower call for live) as
-the floor. Writes ``benchmarks/results/serving_latency.json``; BENCHMARKS.md summarises it.
+the floor. Writes ``benchmarks/results/serving.json``; BENCHMARKS.md summarises it.
 
-    python benchmarks/serving_latency.py                    # full run (~5 minutes on 2 cores)
-    python benchmarks/serving_latency.py --requests 200     # quicker
+    python benchmarks/serving.py                    # full run (~5 minutes on 2 cores)
+    python benchmarks/serving.py --requests 200     # quicker
 """
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# run as a script, this file's folder comes first on sys.path and its name would shadow the
+# `serving` package: put the repository root there instead
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def percentile(values, q):
@@ -163,11 +165,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--offers", nargs="+", type=int, default=[100, 1000, 10_000])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving_latency.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
     args = parser.parse_args()
     import pandas as pd
     from tt_tf.stores import LocalStore
-    report = {"command": f"python benchmarks/serving_latency.py --requests {args.requests} --offers "
+    report = {"command": f"python benchmarks/serving.py --requests {args.requests} --offers "
                          + " ".join(map(str, args.offers)),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
