@@ -16,7 +16,8 @@ def rows_of(dataset):
     rows = []
     for batch in dataset:
         for i in range(len(batch["user_id"])):
-            rows.append((int(batch["user_id"][i]), int(batch["item_id"][i]), batch[HISTORY_COLUMN][i].numpy().decode()))
+            tokens = [t.decode() for t in batch[HISTORY_COLUMN][i].numpy()]
+            rows.append((int(batch["user_id"][i]), int(batch["item_id"][i]), "|".join(tokens)))
     return sorted(rows)
 
 

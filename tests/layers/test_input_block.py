@@ -76,3 +76,11 @@ def test_serialisation_round_trip():
     restored = keras.layers.deserialize(config)
     assert isinstance(restored, InputBlock) and restored.get_config() == block.get_config()
     assert_same_outputs(block, restored, features())
+
+
+def test_ragged_tokens_and_joined_strings_give_the_same_output():
+    """Training feeds pre-split history tokens, exported towers take 'A|B|C' strings: no skew."""
+    block = InputBlock(schema())
+    as_strings = block(features()).numpy()
+    ragged = dict(features(), history=tf.ragged.constant([["10", "20", "10"], ["20"], []], dtype=tf.string))
+    np.testing.assert_allclose(block(ragged).numpy(), as_strings, atol=1e-6)

@@ -18,10 +18,16 @@ def as_tokens(values: tf.Tensor) -> tf.Tensor:
     return tf.strings.as_string(values)
 
 
-def split_list(values: tf.Tensor, separator: str, max_length: int | None) -> tf.RaggedTensor:
-    """``A|B|C`` strings -> ragged tokens, empty tokens dropped, last ``max_length`` kept."""
-    tokens = tf.strings.strip(tf.strings.split(tf.reshape(values, [-1]), sep=separator))
-    tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+def split_list(values, separator: str, max_length: int | None) -> tf.RaggedTensor:
+    """``A|B|C`` strings -> ragged tokens, empty tokens dropped, last ``max_length`` kept.
+
+    Already-split ragged tokens pass through: the training pipeline hands them over that way
+    and skips a join and a split per row; exported towers take the ``A|B|C`` strings."""
+    if isinstance(values, tf.RaggedTensor):
+        tokens = values
+    else:
+        tokens = tf.strings.strip(tf.strings.split(tf.reshape(values, [-1]), sep=separator))
+        tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
     if max_length:
         tokens = tokens[:, -max_length:]
     return tokens
