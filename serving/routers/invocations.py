@@ -6,6 +6,7 @@ import time
 import uuid as _uuid
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
@@ -35,8 +36,8 @@ def customer_features(service: Service, customer, params: dict) -> dict | None:
     return {**base, **params}
 
 
-@router.post("/invocations")
-def invocations(body: Invocation, service: Service = Depends(get_service)) -> dict:
+@router.post("/invocations", response_class=JSONResponse)
+def invocations(body: Invocation, service: Service = Depends(get_service)):
     started = time.perf_counter()
     settings = service.settings
     if settings.campaigns and body.campaign not in settings.campaigns:
@@ -80,4 +81,5 @@ def invocations(body: Invocation, service: Service = Depends(get_service)) -> di
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     })
-    return response
+    # plain JSON types only (non-finite numbers were nulled): skip FastAPI's generic encoder pass
+    return JSONResponse(response)
