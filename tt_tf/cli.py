@@ -149,6 +149,49 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_hitrate(args):
+    import numpy as np
+    from tt_tf.hitrate import hit_rate, temporal_split
+    if args.vectors:
+        data = np.load(args.vectors, allow_pickle=False)
+        user_ids, user_vecs, item_ids, item_vecs = data["user_ids"], data["user_vecs"], data["item_ids"], data["item_vecs"]
+        truth = _read(args.ground_truth, "ground truth")
+        if truth is None:
+            raise ValueError("--vectors needs --ground-truth (user_id, item_id rows)")
+        mode = "given vectors"
+    else:
+        if not (args.run_dir and args.users and args.items and args.interactions and args.at):
+            raise ValueError("give --vectors and --ground-truth, or RUN_DIR with --users, --items, --interactions "
+                             "and --at (temporal mode)")
+        from tt_tf.bundle import Bundle
+        bundle = Bundle(args.run_dir)
+        interactions = _read(args.interactions, "interactions")
+        history, truth = temporal_split(interactions, args.at, args.days, bundle.columns.timestamp)
+        user_ids, user_vecs, item_ids, item_vecs = bundle.embed(_read(args.users, "users"), _read(args.items, "items"),
+                                                                history)
+        mode = f"temporal: vectors from data up to {args.at}, ground truth from the next {args.days:g} day(s)"
+    result = hit_rate(item_ids, item_vecs, user_ids, user_vecs, truth, k=args.k, user_id=args.user_column,
+                      item_id=args.item_column, compare_faiss=args.compare_faiss)
+    counts = result.counts
+    print(f"hit_rate@{counts['k']} = {result.total:.4f} over {counts['users_evaluated']} users ({mode}); excluded: "
+          f"{counts['users_without_vector']} users without a vector, {counts['ground_truth_items_without_vector']} "
+          f"ground-truth items without a vector, {counts['users_with_empty_ground_truth']} users with empty ground truth")
+    if result.approximate:
+        a = result.approximate
+        print(f"{a['index']}: mean top-K overlap with exact {a['mean_top_k_overlap']:.4f}, hit_rate {a['hit_rate']:.4f}")
+    if args.details:
+        out = Path(args.details)
+        if out.suffix == ".parquet":
+            result.details.to_parquet(out, index=False)
+        elif out.suffix in (".json", ".jsonl"):
+            result.details.to_json(out, orient="records", lines=out.suffix == ".jsonl")
+        else:
+            raise ValueError(f"--details must end in .parquet, .json or .jsonl, got {out.name!r}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.summary(), indent=1))
+    return 0
+
+
 def cmd_publish(args):
     from tt_tf.publish import publish
     from tt_tf.stores import open_store
@@ -245,6 +288,23 @@ def build_parser():
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    hr = sub.add_parser("hitrate", help="hit_rate@K (DSSM style) from vectors and a ground-truth table")
+    hr.add_argument("run_dir", nargs="?", help="run directory (temporal mode)")
+    hr.add_argument("--vectors", help=".npz from `tt-tf embed` (user_ids, user_vecs, item_ids, item_vecs)")
+    hr.add_argument("--ground-truth", help="rows of user_id, item_id (or A|B|C item lists)")
+    hr.add_argument("--users", help="user table (temporal mode)")
+    hr.add_argument("--items", help="item table (temporal mode)")
+    hr.add_argument("--interactions", help="all interactions (temporal mode)")
+    hr.add_argument("--at", help="cut-off date/time T (temporal mode): vectors see data up to T")
+    hr.add_argument("--days", type=float, default=1.0, help="ground truth: the days after T (default 1)")
+    hr.add_argument("--k", type=int, default=200)
+    hr.add_argument("--user-column", default="user_id")
+    hr.add_argument("--item-column", default="item_id")
+    hr.add_argument("--compare-faiss", action="store_true", help="also report a faiss HNSW index against exact")
+    hr.add_argument("--details", help="per-user details (.parquet, .json or .jsonl)")
+    hr.add_argument("--json", help="write the summary here")
+    hr.set_defaults(func=cmd_hitrate)
 
     pub = sub.add_parser("publish", help="write a run's embeddings and run record to a store")
     pub.add_argument("run_dir", help="a run directory written by `tt-tf train`")
