@@ -70,7 +70,7 @@ class LimitAndMeasure:
             service = getattr(scope.get("app").state, "service", None) if scope.get("app") else None
             if service is not None:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                run_id = service._run.run_id if service.has_run else "none"
+                run_id = service.run_id or "none"
                 service.metrics.observe("tt_tf_request_seconds", time.perf_counter() - started, route=route,
                                         run_id=run_id)
                 service.metrics.inc("tt_tf_requests_total", route=route, run_id=run_id, code=status["code"])

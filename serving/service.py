@@ -54,6 +54,12 @@ class Service:
     def has_run(self) -> bool:
         return self._run is not None
 
+    @property
+    def run_id(self) -> str | None:
+        """The run being served now, or None."""
+        run = self._run
+        return run.run_id if run is not None else None
+
     def _wanted_record(self) -> dict:
         if self.settings.run_id:
             record = self.store.get_run(self.settings.run_id)
@@ -68,7 +74,7 @@ class Service:
     def refresh(self, force: bool = False) -> dict:
         """Load the wanted run, warm it and swap it in; on any failure the old run keeps serving."""
         started = time.perf_counter()
-        old = self._run.run_id if self._run is not None else None
+        old = self.run_id
         try:
             record = self._wanted_record()
             if record["run_id"] == old and not force:

@@ -26,5 +26,5 @@ def refresh(force: bool = False, service: Service = Depends(get_service)) -> dic
     try:
         return service.refresh(force=force)
     except RunLoadError as error:
-        serving = service._run.run_id if service.has_run else None
+        serving = service.run_id
         raise HTTPException(409, {"error": f"new run not loaded: {error}", "serving_run_id": serving}) from None

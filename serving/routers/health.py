@@ -26,7 +26,7 @@ def ready(service: Service = Depends(get_service)):
     """Ready = a run is loaded (and was warmed) and the store answers."""
     reachable, store_error = service.store_reachable()
     body = {"ready": service.has_run and reachable,
-            "run_id": service._run.run_id if service.has_run else None,
+            "run_id": service.run_id,
             "store_reachable": reachable, "store_error": store_error,
             "last_load_error": service.last_load_error,
             "log_spooled_rows": service.invocation_log.spooled + service.response_log.spooled}
