@@ -7,6 +7,7 @@ Writes ``benchmarks/results/foundation_ml100k.json``; BENCHMARKS.md summarises i
 
     python benchmarks/foundation_ml100k.py                 # both splits, seeds 0 1 2
     python benchmarks/foundation_ml100k.py --splits loo --seeds 0
+    python benchmarks/foundation_ml100k.py --resume     # keep finished runs of the JSON, do the rest
 """
 from __future__ import annotations
 
@@ -95,9 +96,13 @@ def main():
     parser.add_argument("--splits", nargs="+", default=["loo", "random80"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "foundation_ml100k.json"))
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --out")
     args = parser.parse_args()
     splits_root = find_shared_data(ROOT) / "ml-100k-splits"
     runs = []
+    if args.resume and Path(args.out).exists():
+        runs = [r for r in json.loads(Path(args.out).read_text())["runs"]
+                if r["split"] in args.splits and r["seed"] in args.seeds]
 
     def write_report():
         done = [split for split in args.splits if any(r["split"] == split for r in runs)]
@@ -116,6 +121,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for split in args.splits:
             for seed in args.seeds:
+                if any(r["split"] == split and r["seed"] == seed for r in runs):
+                    continue
                 result = run_one(splits_root / split, split, seed, Path(tmp))
                 runs.append(result)
                 print(f"{split} seed {seed}: recall@10 {result['masked']['recall@10']:.4f} "
@@ -123,6 +130,7 @@ def main():
                       f"train {result['train_seconds']:.0f}s ({result['examples_per_second']:.0f} ex/s, "
                       f"{result['epochs']} epochs)", flush=True)
                 report = write_report()
+    report = write_report()
     for split, summary in report["summary"].items():
         r10 = summary["recall@10"]
         print(f"{split}: recall@10 {r10['mean']:.4f} ± {r10['std']:.4f} (bar {summary['bar_recall@10']}, "
