@@ -4,9 +4,10 @@ import pytest
 
 from tests.helpers import PickVectors, softmax_loss_reference
 from tt_tf._keras import keras, tf
+from tt_tf.false_negatives import KnownPositiveIndex
 from tt_tf.frequency import StaticItemFrequency
 from tt_tf.model import TwoTowerModel, TwoTowerModelV2
-from tt_tf.samplers import InBatchSampler, NegativeSampler
+from tt_tf.samplers import InBatchSampler, NegativeSampler, Negatives
 
 # Hand-sized batch: 3 rows, items a, b, a (rows 0 and 2 share item "a").
 QUERY = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
@@ -68,11 +69,14 @@ def test_logq_correction_needs_frequencies():
 
 
 class FixedNegatives(NegativeSampler):
-    """Two extra negatives shared by the batch, drawn with probability 0.5 each."""
+    """Two extra negatives x, y shared by the batch; a sampler that draws x or y with
+    probability 0.5 each, twice per batch, so each is expected once."""
 
-    def call(self, query_embeddings, positive_embeddings, positive_ids, positive_log_q, training=None):
-        vectors = tf.constant([[-1.0, 0.0], [0.0, -1.0]])
-        return vectors, tf.constant(["x", "y"]), tf.math.log(tf.constant([0.5, 0.5]))
+    def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
+        return Negatives(tf.constant([[-1.0, 0.0], [0.0, -1.0]]), tf.constant(["x", "y"]), tf.constant(2.0))
+
+    def log_expected_count(self, ids, log_p, batch_size, negatives):
+        return tf.where((ids == "x") | (ids == "y"), tf.math.log(negatives.state * 0.5), -np.inf)
 
 
 def test_sampler_extension_point_adds_negatives():
@@ -91,6 +95,35 @@ def test_sampler_extension_point_adds_negatives():
                                softmax_loss_reference(both, np.arange(3)), rtol=1e-5)
     with pytest.raises(ValueError, match="unknown sampler"):
         model(negative_samplers="popularity")
+    with pytest.raises(ValueError, match="needs data"):
+        model(negative_samplers="catalogue")
+
+
+def test_mixture_logq_sums_expected_counts_over_samplers():
+    """in-batch (B = 3 draws from p) + FixedNegatives (x, y expected once each)."""
+    frequency = StaticItemFrequency(["a", "b", "x", "y"], [3, 1, 2, 2])  # p = .375 .125 .25 .25
+    m = model(logits_temperature=0.5, item_frequency=frequency,
+              negative_samplers=[InBatchSampler(), FixedNegatives()])
+    extra = np.array([[-1.0, 0.0], [0.0, -1.0]])
+    logits = QUERY @ np.concatenate([CANDIDATE, extra]).T / 0.5
+    # E[count]: a: 3 * .375 = 1.125, b: 3 * .125 = .375, x and y: 3 * .25 + 1 = 1.75
+    logits = logits - np.log([1.125, 0.375, 1.125, 1.75, 1.75])[None, :]
+    logits[0, 2] = logits[2, 0] = -1e30
+    np.testing.assert_allclose(loss_of(m), softmax_loss_reference(logits, np.arange(3)), rtol=1e-5)
+
+
+def test_hard_negatives_keep_the_top_k_scoring_negatives():
+    m = model(logits_temperature=0.5, num_hard_negatives=1, downscore_false_negatives=False)
+    logits = QUERY.astype(np.float64) @ CANDIDATE.T.astype(np.float64) / 0.5
+    expected = []
+    for row in range(3):
+        negatives = np.delete(logits[row], row)
+        kept = np.array([logits[row, row], negatives.max()])
+        expected.append(-(kept[0] - np.log(np.exp(kept).sum())))
+    np.testing.assert_allclose(loss_of(m), np.mean(expected), rtol=1e-5)
+    assert TwoTowerModel.from_config(m.get_config()).num_hard_negatives == 1
+    with pytest.raises(ValueError, match="num_hard_negatives"):
+        model(num_hard_negatives=0)
 
 
 def test_merlin_alias_and_serialisation_round_trip():
@@ -150,16 +183,20 @@ def test_training_lowers_loss_and_beats_popularity():
 
 
 def test_known_positive_masking_matches_numpy_and_keeps_own_positive():
-    # row 0 knows b (row 1's positive); row 1 knows its own item b and "zz" (not in the batch)
-    features = {**FEATURES, "history": np.array(["b", "b|zz", ""])}
+    # user u0 (row 0) knows b (row 1's positive); u1 (row 1) knows its own item b and zz
+    features = {**FEATURES, "user_id": np.array(["u0", "u1", "u2"])}
+    index = KnownPositiveIndex(["u0", "u1", "u1"], ["b", "b", "zz"])
     m = TwoTowerModel(PickVectors("q"), PickVectors("c"), candidate_id_feature="item_id",
-                      logits_temperature=0.5, known_positives_feature="history")
+                      logits_temperature=0.5, known_positives=index)
     logits = QUERY.astype(np.float64) @ CANDIDATE.T.astype(np.float64) / 0.5
     logits[0, 2] = logits[2, 0] = -1e30  # same id (a)
     logits[0, 1] = -1e30  # b is a known positive of row 0
     got = float(m.compute_loss(features, training=False))
     np.testing.assert_allclose(got, softmax_loss_reference(logits, np.arange(3)), rtol=1e-5)
-    assert TwoTowerModel.from_config(m.get_config()).known_positives_feature == "history"
+    restored = TwoTowerModel.from_config(m.get_config())
+    np.testing.assert_allclose(float(restored.compute_loss(features, training=False)), got, rtol=1e-6)
+    with pytest.raises(ValueError, match="known_positives"):
+        model(known_positives="history")
 
 
 def test_known_positive_mask_property_over_random_batches():

@@ -48,6 +48,13 @@ class TrainConfig:
     logq_correction: bool = True
     downscore_false_negatives: bool = True
     mask_known_positives: bool = False
+    # negatives: a list of "in-batch", {"catalogue": {num_negatives, num_eval_negatives,
+    # distribution: uniform|weighted|log_uniform}}, {"memory": {memory_size, warmup_steps}}
+    negative_samplers: list = dataclasses.field(default_factory=lambda: ["in-batch"])
+    num_hard_negatives: Optional[int] = None
+    # where log q comes from: "static" (training counts) or "streaming" (Yi et al. estimator)
+    item_frequency: str = "static"
+    streaming_frequency: dict = dataclasses.field(default_factory=dict)  # num_buckets, num_hashes, alpha
     # fit
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -69,6 +76,9 @@ class TrainConfig:
             "query_dimensions": bool(self.query_dimensions) and all(int(d) > 0 for d in self.query_dimensions),
             "candidate_dimensions": bool(self.candidate_dimensions)
             and all(int(d) > 0 for d in self.candidate_dimensions),
+            "item_frequency": self.item_frequency in ("static", "streaming"),
+            "negative_samplers": isinstance(self.negative_samplers, (list, str)) and bool(self.negative_samplers),
+            "num_hard_negatives": self.num_hard_negatives is None or int(self.num_hard_negatives) >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

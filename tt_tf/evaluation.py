@@ -169,3 +169,30 @@ def popularity_metrics(train: pd.DataFrame, item_ids, heldout: pd.DataFrame, kno
     user_ids = heldout[columns.user_id].astype(str).unique()
     evaluator = FullCatalogueEvaluator(item_ids, scores, ks)
     return evaluator.evaluate(user_ids, np.ones((len(user_ids), 1), np.float32), heldout, known, columns)
+
+
+def top_k_diversity(user_vectors, item_vectors, item_popularity, k: int = 10, known_rows=None,
+                    head_share: float = 0.2) -> dict:
+    """How much of the catalogue the top-k lists reach.
+
+    ``coverage@k``: distinct items over all users' top-k lists / catalogue size.
+    ``long_tail_share@k``: share of list slots filled by items outside the most popular
+    ``head_share`` of the catalogue (by ``item_popularity``, e.g. training counts).
+    ``known_rows``: per user, item positions to leave out of its list (masked mode).
+    """
+    user_vectors = np.asarray(user_vectors, np.float32)
+    item_vectors = np.asarray(item_vectors, np.float32)
+    popularity = np.asarray(item_popularity, np.float64)
+    if len(popularity) != len(item_vectors):
+        raise ValueError("item_popularity must have one value per item vector")
+    lists = []
+    for start in range(0, len(user_vectors), 1024):
+        scores = user_vectors[start:start + 1024] @ item_vectors.T
+        if known_rows is not None:
+            for offset, known in enumerate(known_rows[start:start + 1024]):
+                scores[offset, known] = -np.inf
+        lists.append(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+    lists = np.concatenate(lists) if lists else np.zeros([0, k], np.int64)
+    head = np.argsort(-popularity, kind="stable")[:max(1, int(round(head_share * len(popularity))))]
+    return {f"coverage@{k}": float(len(np.unique(lists)) / len(item_vectors)),
+            f"long_tail_share@{k}": float(1.0 - np.isin(lists, head).mean()) if lists.size else 0.0}

@@ -227,6 +227,7 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
             "similarity": "dot",
             "logits_temperature": model.logits_temperature,
             "logq_correction": model.logq_correction,
+            "training": model.training_summary() if hasattr(model, "training_summary") else {},
             "id_columns": {"user": user_id, "item": item_id},
             "output_name": OUTPUT_NAME,
             "signature": "serving_default",

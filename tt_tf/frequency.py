@@ -50,3 +50,85 @@ class StaticItemFrequency(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "item_ids": self.item_ids, "counts": self.counts}
+
+
+@keras.utils.register_keras_serializable(package="tt_tf")
+class StreamingItemFrequency(keras.layers.Layer):
+    """log q(item) estimated from the stream of training batches (Yi et al., RecSys 2019).
+
+    For each of ``num_hashes`` hash functions it keeps two arrays over ``num_buckets``: A,
+    the step an item's bucket was last seen, and B, the estimated gap (in steps) between
+    its occurrences. Each occurrence at step t updates ``B <- (1 - alpha) B + alpha (t - A)``
+    and ``A <- t``; c occurrences in one batch are c such updates, the first with the gap
+    since the last batch and the others with 0, so ``B`` tracks the mean gap per occurrence
+    and ``1 / B`` the expected occurrences per step. Collisions only shorten gaps, so the
+    largest B over the hash functions is used. Divided by the mean batch size this is the
+    per-interaction probability. An item never seen in t steps gets a gap of t + 1.
+
+    Unlike static counts it follows a drifting catalogue and needs no pass over the data.
+    The arrays and counters are non-trainable variables: checkpoints save them and training
+    resumes with the estimate it had. ``update`` is called by the model on every training
+    step; evaluation only reads.
+
+    Args:
+        num_buckets: size of each hash array (> 0); a few times the catalogue size.
+        num_hashes: independent hash functions (>= 1).
+        alpha: learning rate of the gap estimate, in (0, 1]; smaller is smoother and slower.
+
+    Example:
+        >>> model = TwoTowerModel(query, candidate, item_frequency=StreamingItemFrequency(2**16))
+    """
+
+    def __init__(self, num_buckets: int = 2 ** 16, num_hashes: int = 2, alpha: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_buckets) < 1:
+            raise ValueError(f"num_buckets must be >= 1, got {num_buckets!r}")
+        if int(num_hashes) < 1:
+            raise ValueError(f"num_hashes must be >= 1, got {num_hashes!r}")
+        if not 0 < float(alpha) <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+        self.num_buckets, self.num_hashes, self.alpha = int(num_buckets), int(num_hashes), float(alpha)
+        shape = [self.num_hashes, self.num_buckets]
+        self.last_seen = self.add_weight(name="last_seen", shape=shape, initializer=keras.initializers.Constant(-1.0),
+                                         trainable=False)
+        self.gap = self.add_weight(name="gap", shape=shape, initializer="zeros", trainable=False)
+        self.steps = self.add_weight(name="steps", shape=[], initializer="zeros", trainable=False)
+        self.examples = self.add_weight(name="examples", shape=[], initializer="zeros", trainable=False)
+
+    def _buckets(self, tokens):
+        return tf.stack([tf.strings.to_hash_bucket_strong(tokens, self.num_buckets, key=[h + 1, 7919 * (h + 1)])
+                         for h in range(self.num_hashes)])  # [hashes, n]
+
+    def update(self, ids):
+        """Account for one training batch of positive ids; returns the new step count."""
+        tokens = as_tokens(ids)
+        step = self.steps.read_value()
+        updates = []
+        for h, buckets in enumerate(tf.unstack(self._buckets(tokens))):
+            unique, _, counts = tf.unique_with_counts(buckets)
+            counts = tf.cast(counts, tf.float32)
+            index = tf.stack([tf.fill(tf.shape(unique), tf.cast(h, tf.int64)), unique], axis=1)
+            last = tf.gather_nd(self.last_seen, index)
+            old_gap = tf.gather_nd(self.gap, index)
+            first_gap = step - last
+            old_gap = tf.where(last < 0, step + 1.0, old_gap)  # first sighting: the gap since the start
+            first_gap = tf.where(last < 0, step + 1.0, first_gap)
+            keep = tf.pow(1.0 - self.alpha, counts)
+            new_gap = keep * old_gap + self.alpha * tf.pow(1.0 - self.alpha, counts - 1.0) * first_gap
+            updates += [self.gap.scatter_nd_update(index, new_gap),
+                        self.last_seen.scatter_nd_update(index, tf.fill(tf.shape(last), step))]
+        with tf.control_dependencies(updates):
+            self.examples.assign_add(tf.cast(tf.size(tokens), tf.float32))
+            return self.steps.assign_add(1.0)
+
+    def call(self, ids):
+        buckets = self._buckets(as_tokens(ids))
+        gaps = tf.stack([tf.gather(self.gap[h], buckets[h]) for h in range(self.num_hashes)])
+        gap = tf.reduce_max(gaps, axis=0)
+        gap = tf.where(gap > 0, gap, self.steps + 1.0)
+        mean_batch = tf.maximum(self.examples / tf.maximum(self.steps, 1.0), 1.0)
+        return -tf.math.log(gap) - tf.math.log(mean_batch)
+
+    def get_config(self):
+        return {**super().get_config(), "num_buckets": self.num_buckets, "num_hashes": self.num_hashes,
+                "alpha": self.alpha}

@@ -5,10 +5,9 @@ import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
 from tt_tf.encoder import Encoder
-from tt_tf.false_negatives import known_positive_mask
-from tt_tf.frequency import StaticItemFrequency
+from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
 from tt_tf.layers.input_block import as_tokens
-from tt_tf.samplers import resolve_samplers
+from tt_tf.samplers import Negatives, resolve_samplers
 from tt_tf.schema import Tags
 
 
@@ -19,13 +18,18 @@ class TwoTowerModel(tfrs.models.Model):
 
     Per row i with query q_i and candidate columns c_j (column i is the row's positive)::
 
-        logit_ij = q_i . c_j / logits_temperature  -  log q(c_j)     (logQ, if enabled)
+        logit_ij = q_i . c_j / logits_temperature  -  log E[count(c_j)]   (logQ, if enabled)
         logit_ij = -inf  where id(c_j) == id(c_i), j != i           (same-id false negatives)
+        logit_ij = -inf  where c_j is a known positive of row i's user, j != i  (if enabled)
         loss     = mean_i  -log softmax_j(logit_ij)[i]
 
-    The temperature divides the similarity first and the correction is subtracted after it:
-    the sampled softmax is then an unbiased estimate of the full softmax over
-    ``exp(q.c / T)``. (TFRS applies it in this order; Merlin's ContrastiveOutput the other.)
+    ``E[count(y)]`` is how often item y is expected among the candidate columns, summed over
+    the samplers (``B p(y)`` for in-batch alone, i.e. ``log q`` up to a constant; the
+    mixture is derived in ``tt_tf.samplers``). The temperature divides the similarity first
+    and the correction is subtracted after it: the sampled softmax is then an unbiased
+    estimate of the full softmax over ``exp(q.c / T)``. (TFRS applies it in this order;
+    Merlin's ContrastiveOutput the other.) With ``num_hard_negatives`` only the k
+    highest-scoring negative columns of each row stay in its softmax (TFRS semantics).
 
     Args:
         query_tower: an ``Encoder`` (or Keras layer) mapping query features to vectors.
@@ -35,13 +39,16 @@ class TwoTowerModel(tfrs.models.Model):
         candidate_id_feature: the id column by name, instead of by tag.
         logits_temperature: > 0; 0.05-0.2 suits L2-normalised towers.
         negative_samplers: ``None`` (in-batch), a sampler, a name or a list of them.
-        item_frequency: a ``StaticItemFrequency`` (or any layer mapping ids to log q); needed
-            for logQ correction.
-        logq_correction: subtract log q from the logits (needs ``item_frequency``).
+        item_frequency: ``StaticItemFrequency`` (training counts) or ``StreamingItemFrequency``
+            (estimated while training); maps ids to log q. Needed for logQ correction with
+            in-batch or memory negatives.
+        logq_correction: subtract log E[count] from the logits (default: on when
+            ``item_frequency`` is given).
         downscore_false_negatives: mask columns holding the row's own positive id.
-        known_positives_feature: name of a query-side list feature (``A|B|C`` ids, e.g. the
-            history) whose items are masked out of that row's negatives: an item the user is
-            known to like is not a negative for them, even as another row's positive.
+        known_positives: a ``KnownPositiveIndex`` (the training interactions by user): items
+            a row's user is known to like are masked out of that row's negatives, whichever
+            sampler brought them. The row's own positive is never masked.
+        num_hard_negatives: keep only the k highest-scoring negatives per row (None: all).
         in_batch_metrics_k: K of the in-batch recall metrics shown during ``fit``; they rank
             among the batch's columns only and change with batch size.
 
@@ -53,8 +60,8 @@ class TwoTowerModel(tfrs.models.Model):
 
     def __init__(self, query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID, candidate_id_feature=None,
                  logits_temperature=1.0, negative_samplers=None, item_frequency=None, logq_correction=None,
-                 downscore_false_negatives=True, known_positives_feature=None, in_batch_metrics_k=(10, 100),
-                 **kwargs):
+                 downscore_false_negatives=True, known_positives=None, num_hard_negatives=None,
+                 in_batch_metrics_k=(10, 100), **kwargs):
         super().__init__(**kwargs)
         if not isinstance(query_tower, keras.layers.Layer) or not isinstance(candidate_tower, keras.layers.Layer):
             raise ValueError("query_tower and candidate_tower must be Keras layers or models (e.g. Encoder)")
@@ -62,28 +69,35 @@ class TwoTowerModel(tfrs.models.Model):
             raise ValueError(f"logits_temperature must be > 0, got {logits_temperature!r}")
         if logq_correction is None:
             logq_correction = item_frequency is not None
-        if logq_correction and item_frequency is None:
+        samplers = resolve_samplers(negative_samplers)
+        if logq_correction and item_frequency is None and any(s.needs_item_frequency for s in samplers):
             raise ValueError("logq_correction=True needs item_frequency (e.g. "
                              "StaticItemFrequency.from_interactions(train['item_id']))")
+        if num_hard_negatives is not None and int(num_hard_negatives) < 1:
+            raise ValueError(f"num_hard_negatives must be >= 1 or None, got {num_hard_negatives!r}")
+        if known_positives is not None and not isinstance(known_positives, KnownPositiveIndex):
+            raise ValueError("known_positives must be a KnownPositiveIndex (e.g. "
+                             "KnownPositiveIndex.from_interactions(train)) or None")
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.candidate_id_tag = candidate_id_tag.value if isinstance(candidate_id_tag, Tags) else candidate_id_tag
         self.candidate_id_feature = candidate_id_feature or self._id_feature_from_schema()
         self.logits_temperature = float(logits_temperature)
-        self.negative_samplers = resolve_samplers(negative_samplers)
+        self.negative_samplers = samplers
         self.item_frequency = item_frequency
         self.logq_correction = bool(logq_correction)
         self.downscore_false_negatives = bool(downscore_false_negatives)
-        self.known_positives_feature = known_positives_feature
+        self.known_positives = known_positives
+        self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
+        # the temperature is applied here, before the logQ correction (see compute_loss)
         self.task = tfrs.tasks.Retrieval(
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, reduction=keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
             batch_metrics=[keras.metrics.TopKCategoricalAccuracy(k, name=f"in_batch_recall_at_{k}")
                            for k in self.in_batch_metrics_k],
-            temperature=self.logits_temperature,
-            remove_accidental_hits=self.downscore_false_negatives,
-        )
+            temperature=None, num_hard_negatives=self.num_hard_negatives,
+            remove_accidental_hits=self.downscore_false_negatives)
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)
@@ -95,40 +109,67 @@ class TwoTowerModel(tfrs.models.Model):
         return self.query_tower(features, training=training), self.candidate_tower(features, training=training)
 
     def logits_inputs(self, features, training=None):
-        """Query vectors, candidate columns, their ids and log q, and the score mask."""
+        """Query vectors, candidate columns, their ids, their log expected counts (None
+        without logQ correction) and the score mask."""
         query, positives = self(features, training=training)
         positive_ids = as_tokens(features[self.candidate_id_feature])
-        if self.item_frequency is not None:
-            positive_log_q = tf.cast(self.item_frequency(positive_ids), tf.float32)
-        else:
-            positive_log_q = tf.zeros(tf.shape(positive_ids), tf.float32)
-        columns, ids, log_q = [positives], [positive_ids], [positive_log_q]
-        uses_batch = False
+        if training and hasattr(self.item_frequency, "update"):
+            self.item_frequency.update(positive_ids)
+        columns, ids, drawn = [positives], [positive_ids], []
         for sampler in self.negative_samplers:
-            uses_batch = uses_batch or sampler.uses_batch_positives
-            extra = sampler(query, positives, positive_ids, positive_log_q, training=training)
-            columns.append(tf.cast(extra[0], positives.dtype))
-            ids.append(as_tokens(extra[1]))
-            log_q.append(tf.cast(extra[2], tf.float32))
-        candidates = tf.concat(columns, axis=0)
-        ids = tf.concat(ids, 0)
+            negatives = Negatives(*sampler(query, positives, positive_ids, candidate_tower=self.candidate_tower,
+                                           training=training))
+            columns.append(tf.cast(negatives.embeddings, positives.dtype))
+            ids.append(as_tokens(negatives.ids))
+            drawn.append(negatives)
+        candidates, ids = tf.concat(columns, axis=0), tf.concat(ids, axis=0)
         batch = tf.shape(positives)[0]
-        extra_count = tf.shape(candidates)[0] - batch
+        log_counts = None
+        if self.logq_correction:
+            log_p = tf.cast(self.item_frequency(ids), tf.float32) if self.item_frequency is not None else None
+            terms = [sampler.log_expected_count(ids, log_p, batch, negatives)
+                     for sampler, negatives in zip(self.negative_samplers, drawn)]
+            log_counts = tf.reduce_logsumexp(tf.stack(terms), axis=0)
+            # a column no sampler can draw (a row's own positive outside every sampler's
+            # support) has no proposal to correct for
+            log_counts = tf.where(tf.math.is_finite(log_counts), log_counts, tf.zeros_like(log_counts))
         own = tf.cast(tf.eye(batch, tf.shape(candidates)[0]), tf.bool)
         mask = None
-        if not uses_batch:
+        if not any(sampler.uses_batch_positives for sampler in self.negative_samplers):
+            extra_count = tf.shape(candidates)[0] - batch
             mask = tf.concat([tf.cast(tf.eye(batch), tf.bool), tf.ones([batch, extra_count], tf.bool)], axis=1)
-        if self.known_positives_feature is not None:
-            known = known_positive_mask(features[self.known_positives_feature], ids)
+        if self.known_positives is not None:
+            known = known_positive_mask(self.known_positives(features), ids)
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
-        return query, candidates, ids, tf.concat(log_q, 0), mask
+        return query, candidates, ids, log_counts, mask
 
     def compute_loss(self, features, training=False):
-        query, candidates, ids, log_q, mask = self.logits_inputs(features, training=training)
-        return self.task(query, candidates,
-                         candidate_sampling_probability=tf.exp(log_q) if self.logq_correction else None,
-                         candidate_ids=ids, score_mask=mask, compute_metrics=False)
+        query, candidates, ids, log_counts, mask = self.logits_inputs(features, training=training)
+        query = query / self.logits_temperature
+        if log_counts is not None:
+            # logit = q.c / T - log E[count]: one extra dimension carries the correction
+            # ([q / T, 1] . [c, -log E]) because TFRS's own correction clips probabilities
+            # to [1e-6, 1], which would flatten mixture counts above 1 and the rare items
+            # of large catalogues.
+            query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
+            candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
+        return self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False)
+
+    def training_summary(self) -> dict:
+        """The loss's settings as plain values, for run manifests."""
+        skipped = {"name", "trainable", "dtype", "item_features", "item_weights"}
+        return {
+            "logits_temperature": self.logits_temperature,
+            "negative_samplers": [{"class": type(s).__name__, **{k: v for k, v in s.get_config().items()
+                                                                  if k not in skipped}}
+                                  for s in self.negative_samplers],
+            "item_frequency": type(self.item_frequency).__name__ if self.item_frequency is not None else None,
+            "logq_correction": self.logq_correction,
+            "downscore_false_negatives": self.downscore_false_negatives,
+            "known_positive_masking": self.known_positives is not None,
+            "num_hard_negatives": self.num_hard_negatives,
+        }
 
     def get_config(self):
         return {
@@ -142,14 +183,15 @@ class TwoTowerModel(tfrs.models.Model):
             "item_frequency": keras.layers.serialize(self.item_frequency) if self.item_frequency else None,
             "logq_correction": self.logq_correction,
             "downscore_false_negatives": self.downscore_false_negatives,
-            "known_positives_feature": self.known_positives_feature,
+            "known_positives": keras.layers.serialize(self.known_positives) if self.known_positives else None,
+            "num_hard_negatives": self.num_hard_negatives,
             "in_batch_metrics_k": self.in_batch_metrics_k,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        for key in ("query_tower", "candidate_tower", "item_frequency"):
+        for key in ("query_tower", "candidate_tower", "item_frequency", "known_positives"):
             if config.get(key) is not None:
                 config[key] = keras.layers.deserialize(config[key], custom_objects=custom_objects)
         config["negative_samplers"] = [keras.layers.deserialize(s, custom_objects=custom_objects)

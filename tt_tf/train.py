@@ -10,12 +10,17 @@ import pandas as pd
 
 from tt_tf._keras import keras, tf
 from tt_tf.config import TrainConfig
-from tt_tf.data import HISTORY_COLUMN, Columns, build_schema, harmonise_ids, query_frame, require_columns, training_dataset
+from tt_tf.catalogue_sampler import CatalogueSampler
+from tt_tf.data import (HISTORY_COLUMN, Columns, build_schema, feature_dict, harmonise_ids, query_frame,
+                        require_columns, training_dataset)
 from tt_tf.encoder import Encoder
 from tt_tf.evaluation import RetrievalEvaluationCallback
-from tt_tf.frequency import StaticItemFrequency
+from tt_tf.false_negatives import KnownPositiveIndex
+from tt_tf.frequency import StaticItemFrequency, StreamingItemFrequency
 from tt_tf.layers import InputBlock, L2Norm, MLPBlock
+from tt_tf.memory_bank import CrossBatchMemory
 from tt_tf.model import TwoTowerModel
+from tt_tf.samplers import resolve_samplers
 from tt_tf.schema import Schema, Tags
 
 
@@ -107,8 +112,36 @@ def split_validation(interactions: pd.DataFrame, config: TrainConfig, columns: C
     return interactions.drop(index=picked).reset_index(drop=True), interactions.loc[picked].reset_index(drop=True)
 
 
-def build_model(schema: Schema, config: TrainConfig, item_frequency=None) -> TwoTowerModel:
-    """Towers from the schema: the history column shares the item-id embedding table."""
+def make_item_frequency(config: TrainConfig, interactions: pd.DataFrame):
+    """The log q source the config names, or None without logQ correction."""
+    if not config.logq_correction:
+        return None
+    if config.item_frequency == "streaming":
+        return StreamingItemFrequency(**config.streaming_frequency, name="item_frequency")
+    return StaticItemFrequency.from_interactions(interactions[config.item_id], name="item_frequency")
+
+
+def sampler_factory(config: TrainConfig, schema: Schema, interactions: pd.DataFrame, items: pd.DataFrame | None):
+    """Builds the samplers of config entries that need data: the catalogue sampler draws from
+    the item table (weights: training counts + 1), the memory needs nothing."""
+    def make(name, options):
+        try:
+            if name == "memory":
+                return CrossBatchMemory(**options)
+            catalogue = items if items is not None else interactions[[config.item_id]].drop_duplicates()
+            counts = interactions[config.item_id].value_counts()
+            weights = catalogue[config.item_id].map(counts).fillna(0).to_numpy(np.float64) + 1.0
+            features = feature_dict(catalogue, schema.select_by_tag(Tags.ITEM))
+            return CatalogueSampler(features, config.item_id, item_weights=weights, **options)
+        except TypeError as error:
+            raise ValueError(f"negative_samplers: bad options for {name!r}: {error}") from None
+    return make
+
+
+def build_model(schema: Schema, config: TrainConfig, item_frequency=None, interactions: pd.DataFrame | None = None,
+                items: pd.DataFrame | None = None) -> TwoTowerModel:
+    """Towers from the schema: the history column shares the item-id embedding table.
+    ``interactions`` (and ``items``) feed the catalogue sampler and known-positive masking."""
     id_dims = {name: config.id_embedding_dim for name in (config.user_id, config.item_id, HISTORY_COLUMN)}
     block_args = dict(embedding_dims={**id_dims, **config.embedding_dims},
                       embedding_dim_multiplier=config.embedding_dim_multiplier,
@@ -132,7 +165,12 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None) -> Two
         item_frequency=item_frequency,
         logq_correction=config.logq_correction,
         downscore_false_negatives=config.downscore_false_negatives,
-        known_positives_feature=HISTORY_COLUMN if (config.mask_known_positives and HISTORY_COLUMN in schema) else None,
+        negative_samplers=resolve_samplers(
+            config.negative_samplers,
+            None if interactions is None else sampler_factory(config, schema, interactions, items)),
+        num_hard_negatives=config.num_hard_negatives,
+        known_positives=KnownPositiveIndex.from_interactions(interactions, config.user_id, config.item_id)
+        if config.mask_known_positives and interactions is not None else None,
     )
 
 
@@ -160,9 +198,7 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
     schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
                           max_history_length=config.max_history_length, overrides=config.schema_overrides,
                           exclude=config.exclude_columns, share_history_table=config.share_history_table)
-    frequency = StaticItemFrequency.from_interactions(interactions[columns.item_id], name="item_frequency") \
-        if config.logq_correction else None
-    model = build_model(schema, config, frequency)
+    model = build_model(schema, config, make_item_frequency(config, interactions), interactions, items)
     model.compile(optimizer=make_optimizer(config))
     dataset = training_dataset(interactions, users, items, schema, columns, batch_size=config.batch_size,
                                seed=config.seed, history_mode=history_mode)

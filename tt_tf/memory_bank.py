@@ -1,0 +1,80 @@
+"""Cross-batch memory (Wang et al., SIGIR'21): the candidate vectors of recent batches as
+extra negatives, at the cost of one matrix product instead of running the tower again."""
+from __future__ import annotations
+
+from tt_tf._keras import keras, tf
+from tt_tf.samplers import NegativeSampler, Negatives, no_negatives
+
+
+@keras.utils.register_keras_serializable(package="tt_tf")
+class CrossBatchMemory(NegativeSampler):
+    """A FIFO of the last ``memory_size`` positive candidate vectors and their ids.
+
+    Each training step returns the memory as it was before the step (so a batch never
+    meets its own positives twice), then enqueues the batch's positives. Entries are
+    constants of the past (``stop_gradient``): the encoder drifts while they sit there,
+    which is why ``warmup_steps`` keeps the memory out of the loss while the encoder
+    changes fastest. The memory, its write count and the step count are non-trainable
+    variables, so checkpoints (``ModelCheckpoint``, ``tf.train.Checkpoint``) save and
+    restore them and ``tf.function`` updates them in place. Evaluation does not use them.
+
+    Memory entries are recent positives, i.e. draws of the data distribution p: with V
+    valid entries item y is expected ``V * p(y)`` times (see ``tt_tf.samplers``).
+
+    Args:
+        memory_size: number of vectors kept (M), > 0.
+        warmup_steps: training steps before the memory joins the loss (it fills meanwhile).
+
+    Example:
+        >>> model = TwoTowerModel(query, candidate, item_frequency=freq,
+        ...                       negative_samplers=["in-batch", CrossBatchMemory(4096, warmup_steps=200)])
+    """
+
+    needs_item_frequency = True
+
+    def __init__(self, memory_size: int, warmup_steps: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if int(memory_size) < 1:
+            raise ValueError(f"memory_size must be >= 1, got {memory_size!r}")
+        if int(warmup_steps) < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
+        self.memory_size = int(memory_size)
+        self.warmup_steps = int(warmup_steps)
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.memory = self.add_weight(name="memory", shape=[self.memory_size, dim], initializer="zeros",
+                                      trainable=False)
+        self.memory_ids = tf.Variable(tf.fill([self.memory_size], ""), trainable=False, name="memory_ids")
+        self.written = self.add_weight(name="written", shape=[], dtype=tf.int64, initializer="zeros",
+                                       trainable=False)
+        self.steps = self.add_weight(name="steps", shape=[], dtype=tf.int64, initializer="zeros",
+                                     trainable=False)
+        super().build(input_shape)
+
+    def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
+        if not training:
+            return no_negatives(positive_embeddings)
+        valid = tf.minimum(self.written, self.memory_size)
+        valid = tf.where(self.steps >= self.warmup_steps, valid, tf.zeros_like(valid))
+        embeddings = tf.stop_gradient(tf.identity(self.memory[:valid]))
+        ids = tf.identity(self.memory_ids[:valid])
+        with tf.control_dependencies([embeddings, ids]):
+            self._enqueue(tf.stop_gradient(positive_embeddings), positive_ids)
+        return Negatives(tf.cast(embeddings, positive_embeddings.dtype), ids, tf.cast(valid, tf.float32))
+
+    def _enqueue(self, embeddings, ids):
+        batch = tf.cast(tf.shape(embeddings)[0], tf.int64)
+        kept = tf.minimum(batch, self.memory_size)  # a batch larger than M keeps its last M
+        start = self.written + batch - kept
+        slots = (start + tf.range(kept, dtype=tf.int64)) % self.memory_size
+        self.memory.scatter_nd_update(slots[:, None], tf.cast(embeddings[batch - kept:], self.memory.dtype))
+        self.memory_ids.scatter_nd_update(slots[:, None], ids[batch - kept:])
+        self.written.assign_add(batch)
+        self.steps.assign_add(1)
+
+    def log_expected_count(self, ids, log_p, batch_size, negatives):
+        return log_p + tf.math.log(negatives.state)  # log 0 = -inf: an empty memory adds nothing
+
+    def get_config(self):
+        return {**super().get_config(), "memory_size": self.memory_size, "warmup_steps": self.warmup_steps}
