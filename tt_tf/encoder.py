@@ -73,7 +73,12 @@ class Encoder(keras.Model):
             data = tf.data.Dataset.from_tensor_slices(feature_dict(data, self.schema)).batch(batch_size)
         if not isinstance(data, tf.data.Dataset):
             raise ValueError(f"data must be a pandas DataFrame or a tf.data.Dataset, got {type(data).__name__}")
-        step = tf.function(lambda feats: self(feats, training=False), reduce_retracing=True)
+        step = self.__dict__.get("_encode_step")
+        if step is None:
+            # one tf.function per encoder, not per call (an evaluation callback encodes every
+            # epoch); kept out of Keras tracking so exports do not try to save it
+            step = tf.function(lambda feats: self(feats, training=False), reduce_retracing=True)
+            self.__dict__["_encode_step"] = step
         parts = [step(batch if isinstance(batch, dict) else batch[0]).numpy() for batch in data]
         if not parts:
             return np.zeros((0, self.output_dim), np.float32)
