@@ -206,8 +206,8 @@ def test_known_positive_masking_never_masks_the_own_positive():
                               logits_temperature=1.0, known_positives=index,
                               item_frequency=StaticItemFrequency(CATALOGUE, np.ones(20)),
                               negative_samplers=["in-batch", CatalogueSampler(catalogue_features(), num_negatives=6)])
-        _, _, ids, _, mask = model.logits_inputs(features, training=True)
-        mask, ids = mask.numpy(), ids.numpy().astype(str)
+        inputs = model.logits_inputs(features, training=True)
+        mask, ids = inputs.mask.numpy(), inputs.ids.numpy().astype(str)
         known = {(u, i) for u, i in zip(users, items)}
         for row in range(8):
             assert mask[row, row], "own positive masked"
@@ -250,3 +250,24 @@ def test_every_sampler_option_reachable_from_config_and_recorded(tiny_tables, tm
             schema = build_schema(train, users, items)
             cfg = TrainConfig(**{**SMALL_CONFIG, **bad})
             build_model(schema, cfg, None, train, items)
+
+
+def test_memory_columns_train_the_query_tower_only():
+    """Query gradient: softmax over batch + memory. Candidate gradient: batch columns only."""
+    rng = np.random.default_rng(6)
+    first, second = rng.normal(size=(2, 4, DIM)).astype("f4"), rng.normal(size=(2, 4, DIM)).astype("f4")
+    ids_first, ids_second = np.array(["a", "b", "c", "d"]), np.array(["e", "f", "g", "h"])
+    model = TwoTowerModel(PickVectors("q"), PickVectors("c"), candidate_id_feature="item_id", logits_temperature=0.5,
+                          negative_samplers=["in-batch", CrossBatchMemory(8)])
+    model.compute_loss({"q": first[0], "c": first[1], "item_id": ids_first}, training=True)  # fills the memory
+    query, candidate = tf.Variable(second[0]), tf.Variable(second[1])
+    with tf.GradientTape(persistent=True) as tape:
+        loss = model.compute_loss({"q": query, "c": candidate, "item_id": ids_second}, training=True)
+        full_logits = query @ tf.transpose(tf.concat([candidate, first[1]], 0)) / 0.5
+        in_batch_logits = query @ tf.transpose(candidate) / 0.5
+        full = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(4), full_logits))
+        in_batch = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(4), in_batch_logits))
+    np.testing.assert_allclose(float(loss), float(full), rtol=1e-5)  # the value shown: every column
+    np.testing.assert_allclose(tape.gradient(loss, query).numpy(), tape.gradient(full, query).numpy(), atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss, candidate).numpy(), tape.gradient(in_batch, candidate).numpy(),
+                               atol=1e-5)

@@ -14,7 +14,7 @@ class CrossBatchMemory(NegativeSampler):
     meets its own positives twice), then enqueues the batch's positives. Entries are
     constants of the past (``stop_gradient``): the encoder drifts while they sit there,
     which is why ``warmup_steps`` keeps the memory out of the loss while the encoder
-    changes fastest. The memory, its write count and the step count are non-trainable
+    changes fastest. Its entries train the query tower only (see ``TwoTowerModel``). The memory, its write count and the step count are non-trainable
     variables, so checkpoints (``ModelCheckpoint``, ``tf.train.Checkpoint``) save and
     restore them and ``tf.function`` updates them in place. Evaluation does not use them.
 
@@ -31,6 +31,7 @@ class CrossBatchMemory(NegativeSampler):
     """
 
     needs_item_frequency = True
+    columns_carry_gradients = False
 
     def __init__(self, memory_size: int, warmup_steps: int = 0, **kwargs):
         super().__init__(**kwargs)

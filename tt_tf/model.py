@@ -1,5 +1,7 @@
-"""TwoTowerModel: in-batch contrastive retrieval on top of ``tfrs.tasks.Retrieval``."""
+"""TwoTowerModel: contrastive retrieval on top of ``tfrs.tasks.Retrieval``."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import tensorflow_recommenders as tfrs
 
@@ -9,6 +11,23 @@ from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
 from tt_tf.layers.input_block import as_tokens
 from tt_tf.samplers import Negatives, resolve_samplers
 from tt_tf.schema import Tags
+
+
+class LogitsInputs(NamedTuple):
+    query: tf.Tensor              # [B, d]
+    candidates: tf.Tensor         # [N, d], the B positives first
+    ids: tf.Tensor                # [N] string ids
+    log_counts: tf.Tensor | None  # [N] log expected count over all samplers (None: no logQ)
+    mask: tf.Tensor | None        # [B, N] False = column out of that row's softmax
+    frozen: tf.Tensor | None      # [N] True = column carries no gradient (None: all do)
+    trainable_log_counts: tf.Tensor | None  # [N] log expected count over gradient-carrying samplers
+
+
+def _log_sum(terms):
+    total = tf.reduce_logsumexp(tf.stack(terms), axis=0)
+    # a column no sampler can draw (a row's own positive outside every sampler's support)
+    # has no proposal to correct for
+    return tf.where(tf.math.is_finite(total), total, tf.zeros_like(total))
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
@@ -108,31 +127,30 @@ class TwoTowerModel(tfrs.models.Model):
     def call(self, features, training=None):
         return self.query_tower(features, training=training), self.candidate_tower(features, training=training)
 
-    def logits_inputs(self, features, training=None):
-        """Query vectors, candidate columns, their ids, their log expected counts (None
-        without logQ correction) and the score mask."""
+    def logits_inputs(self, features, training=None) -> LogitsInputs:
+        """Query vectors, candidate columns, their ids, log expected counts and score mask."""
         query, positives = self(features, training=training)
         positive_ids = as_tokens(features[self.candidate_id_feature])
         if training and hasattr(self.item_frequency, "update"):
             self.item_frequency.update(positive_ids)
-        columns, ids, drawn = [positives], [positive_ids], []
+        batch = tf.shape(positives)[0]
+        columns, ids, drawn, frozen = [positives], [positive_ids], [], [tf.zeros([batch], tf.bool)]
         for sampler in self.negative_samplers:
             negatives = Negatives(*sampler(query, positives, positive_ids, candidate_tower=self.candidate_tower,
                                            training=training))
             columns.append(tf.cast(negatives.embeddings, positives.dtype))
             ids.append(as_tokens(negatives.ids))
+            frozen.append(tf.fill(tf.shape(negatives.ids), not sampler.columns_carry_gradients))
             drawn.append(negatives)
         candidates, ids = tf.concat(columns, axis=0), tf.concat(ids, axis=0)
-        batch = tf.shape(positives)[0]
-        log_counts = None
+        log_counts = trainable_log_counts = None
         if self.logq_correction:
             log_p = tf.cast(self.item_frequency(ids), tf.float32) if self.item_frequency is not None else None
             terms = [sampler.log_expected_count(ids, log_p, batch, negatives)
                      for sampler, negatives in zip(self.negative_samplers, drawn)]
-            log_counts = tf.reduce_logsumexp(tf.stack(terms), axis=0)
-            # a column no sampler can draw (a row's own positive outside every sampler's
-            # support) has no proposal to correct for
-            log_counts = tf.where(tf.math.is_finite(log_counts), log_counts, tf.zeros_like(log_counts))
+            log_counts = _log_sum(terms)
+            trainable_log_counts = _log_sum([term for term, sampler in zip(terms, self.negative_samplers)
+                                             if sampler.columns_carry_gradients] or terms)
         own = tf.cast(tf.eye(batch, tf.shape(candidates)[0]), tf.bool)
         mask = None
         if not any(sampler.uses_batch_positives for sampler in self.negative_samplers):
@@ -142,10 +160,11 @@ class TwoTowerModel(tfrs.models.Model):
             known = known_positive_mask(self.known_positives(features), ids)
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
-        return query, candidates, ids, log_counts, mask
+        has_frozen = any(not s.columns_carry_gradients for s in self.negative_samplers)
+        return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
+                            trainable_log_counts)
 
-    def compute_loss(self, features, training=False):
-        query, candidates, ids, log_counts, mask = self.logits_inputs(features, training=training)
+    def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True):
         query = query / self.logits_temperature
         if log_counts is not None:
             # logit = q.c / T - log E[count]: one extra dimension carries the correction
@@ -154,7 +173,26 @@ class TwoTowerModel(tfrs.models.Model):
             # of large catalogues.
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
-        return self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False)
+        return self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
+                         compute_batch_metrics=compute_batch_metrics)
+
+    def compute_loss(self, features, training=False):
+        inputs = self.logits_inputs(features, training=training)
+        if inputs.frozen is None:
+            return self._retrieval_loss(inputs.query, inputs.candidates, inputs.ids, inputs.log_counts, inputs.mask)
+        # Columns without gradients (memory entries) train the query tower only. The candidate
+        # tower learns from the columns that carry gradients, with their own correction: fed
+        # the frozen columns too, its positives are pulled harder than its negatives are
+        # pushed and the item space collapses (measured: recall@10 falls to a third).
+        query_side = self._retrieval_loss(inputs.query, tf.stop_gradient(inputs.candidates), inputs.ids,
+                                          inputs.log_counts, inputs.mask)
+        live = tf.logical_not(inputs.frozen)
+        candidate_side = self._retrieval_loss(
+            tf.stop_gradient(inputs.query), tf.boolean_mask(inputs.candidates, live), tf.boolean_mask(inputs.ids, live),
+            None if inputs.trainable_log_counts is None else tf.boolean_mask(inputs.trainable_log_counts, live),
+            None if inputs.mask is None else tf.boolean_mask(inputs.mask, live, axis=1), compute_batch_metrics=False)
+        # the value shown is the query side's (every column); the gradient is both sides'
+        return query_side + (candidate_side - tf.stop_gradient(candidate_side))
 
     def training_summary(self) -> dict:
         """The loss's settings as plain values, for run manifests."""

@@ -55,10 +55,13 @@ class NegativeSampler(keras.layers.Layer):
 
     ``uses_batch_positives``: the other rows' positives are negatives (in-batch).
     ``needs_item_frequency``: ``log_expected_count`` needs ``log_p``.
+    ``columns_carry_gradients``: False for constants of the past (a memory bank); the model
+    then trains the candidate tower on the other columns only.
     """
 
     uses_batch_positives = False
     needs_item_frequency = False
+    columns_carry_gradients = True
 
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
