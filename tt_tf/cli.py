@@ -1,4 +1,4 @@
-"""The ``tt-tf`` command line: train, embed, evaluate, demo, publish, flatten, serve."""
+"""The ``tt-tf`` command line: train, embed, evaluate, report, demo, hitrate, publish, flatten, serve."""
 from __future__ import annotations
 
 import argparse
@@ -46,7 +46,8 @@ def train_run(interactions, users, items, valid, config, out, verbose=1, run_inf
     catalogue = items if items is not None else interactions[[columns.item_id]].drop_duplicates()
     metrics = {"train_seconds": round(result.train_seconds, 2), "epochs": result.epochs_run,
                "best_epoch": result.best_epoch,
-               "history_mode": result.history_mode, "examples_per_second": round(result.examples_per_second, 1)}
+               "history_mode": result.history_mode, "examples_per_second": round(result.examples_per_second, 1),
+               "training_curves": {name: [float(v) for v in values] for name, values in result.history.items()}}
     if valid is not None:
         valid_users = valid[columns.user_id].unique()
         frame = query_frame(valid_users, users, interactions, columns)
@@ -117,6 +118,21 @@ def cmd_evaluate(args):
     _print_metrics(f"test ({metrics['mode']}, full catalogue, {metrics['rows']} rows)", metrics)
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1))
+    return 0
+
+
+def cmd_report(args):
+    from tt_tf.data import require_columns
+    from tt_tf.report import report_data, write_report
+    if args.k < 1 or args.k > 100:
+        raise ValueError(f"--k must be between 1 and 100, got {args.k}")
+    bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
+    test = _read(args.test, "test")
+    require_columns(test, [bundle.columns.user_id, bundle.columns.item_id], "test")
+    history = history if history is not None else test.iloc[:0]
+    data = report_data(user_ids, user_vecs, item_ids, item_vecs, history, test, bundle.columns, args.k)
+    page = write_report(args.out, data, bundle.manifest)
+    print(f"recall@{args.k} {data['recall_curve'][args.k - 1]:.4f} over {data['rows']} test rows; wrote {page}")
     return 0
 
 
@@ -266,7 +282,8 @@ def build_parser():
     train.set_defaults(func=cmd_train)
 
     for name, helptext in (("embed", "write user and item vectors from a bundle"),
-                           ("evaluate", "full-catalogue evaluation of a bundle")):
+                           ("evaluate", "full-catalogue evaluation of a bundle"),
+                           ("report", "HTML report with plots: recall@K, popularity bias, coverage, segments")):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("run_dir", help="a run directory written by `tt-tf train`")
         cmd.add_argument("--users", required=True, help="user table")
@@ -275,6 +292,11 @@ def build_parser():
         if name == "embed":
             cmd.add_argument("--out", required=True, help="output .npz or .parquet")
             cmd.set_defaults(func=cmd_embed)
+        elif name == "report":
+            cmd.add_argument("--test", required=True, help="held-out interactions")
+            cmd.add_argument("--out", required=True, help="folder for report.html and its PNGs")
+            cmd.add_argument("--k", type=int, default=10, help="list length for hit rate, coverage, bias")
+            cmd.set_defaults(func=cmd_report)
         else:
             cmd.add_argument("--test", required=True, help="held-out interactions")
             cmd.add_argument("--unmasked", action="store_true", help="do not remove the history from the ranking")

@@ -163,12 +163,40 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
 def popularity_metrics(train: pd.DataFrame, item_ids, heldout: pd.DataFrame, known: pd.DataFrame | None = None,
                        columns: Columns = Columns(), ks=DEFAULT_KS) -> dict:
     """The popularity baseline: every user gets items ranked by training count."""
+    evaluator, user_ids, user_vectors = _popularity_ranker(train, item_ids, heldout, columns, ks)
+    return evaluator.evaluate(user_ids, user_vectors, heldout, known, columns)
+
+
+def popularity_ranks(train: pd.DataFrame, item_ids, heldout: pd.DataFrame, known: pd.DataFrame | None = None,
+                     columns: Columns = Columns()) -> np.ndarray:
+    """Per held-out row, the rank of its item under the popularity baseline."""
+    evaluator, user_ids, user_vectors = _popularity_ranker(train, item_ids, heldout, columns)
+    return evaluator.ranks(user_ids, user_vectors, heldout, known, columns)
+
+
+def _popularity_ranker(train, item_ids, heldout, columns, ks=DEFAULT_KS):
+    """Popularity as a one-dimensional model: item vector = training count, user vector = 1."""
     counts = train[columns.item_id].astype(str).value_counts()
     item_ids = list(item_ids)
     scores = counts.reindex(pd.Index([str(i) for i in item_ids])).fillna(0).to_numpy(np.float32)[:, None]
     user_ids = heldout[columns.user_id].astype(str).unique()
-    evaluator = FullCatalogueEvaluator(item_ids, scores, ks)
-    return evaluator.evaluate(user_ids, np.ones((len(user_ids), 1), np.float32), heldout, known, columns)
+    return FullCatalogueEvaluator(item_ids, scores, ks), user_ids, np.ones((len(user_ids), 1), np.float32)
+
+
+def top_k_lists(user_vectors, item_vectors, k: int = 10, known_rows=None) -> np.ndarray:
+    """``[users, k]`` item positions of each user's top-k by inner product (unordered);
+    ``known_rows``: per user, item positions to leave out (masked mode)."""
+    user_vectors = np.asarray(user_vectors, np.float32)
+    item_vectors = np.asarray(item_vectors, np.float32)
+    k = min(int(k), len(item_vectors))
+    lists = []
+    for start in range(0, len(user_vectors), 1024):
+        scores = user_vectors[start:start + 1024] @ item_vectors.T
+        if known_rows is not None:
+            for offset, known in enumerate(known_rows[start:start + 1024]):
+                scores[offset, known] = -np.inf
+        lists.append(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+    return np.concatenate(lists) if lists else np.zeros([0, k], np.int64)
 
 
 def top_k_diversity(user_vectors, item_vectors, item_popularity, k: int = 10, known_rows=None,
@@ -180,19 +208,10 @@ def top_k_diversity(user_vectors, item_vectors, item_popularity, k: int = 10, kn
     ``head_share`` of the catalogue (by ``item_popularity``, e.g. training counts).
     ``known_rows``: per user, item positions to leave out of its list (masked mode).
     """
-    user_vectors = np.asarray(user_vectors, np.float32)
-    item_vectors = np.asarray(item_vectors, np.float32)
     popularity = np.asarray(item_popularity, np.float64)
     if len(popularity) != len(item_vectors):
         raise ValueError("item_popularity must have one value per item vector")
-    lists = []
-    for start in range(0, len(user_vectors), 1024):
-        scores = user_vectors[start:start + 1024] @ item_vectors.T
-        if known_rows is not None:
-            for offset, known in enumerate(known_rows[start:start + 1024]):
-                scores[offset, known] = -np.inf
-        lists.append(np.argpartition(-scores, k - 1, axis=1)[:, :k])
-    lists = np.concatenate(lists) if lists else np.zeros([0, k], np.int64)
+    lists = top_k_lists(user_vectors, item_vectors, k, known_rows)
     head = np.argsort(-popularity, kind="stable")[:max(1, int(round(head_share * len(popularity))))]
-    return {f"coverage@{k}": float(len(np.unique(lists)) / len(item_vectors)),
+    return {f"coverage@{k}": float(len(np.unique(lists)) / len(popularity)),
             f"long_tail_share@{k}": float(1.0 - np.isin(lists, head).mean()) if lists.size else 0.0}
