@@ -124,3 +124,38 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md), generated from this class: every
+    field with its type and default, under the comment that heads its group."""
+    import inspect
+    import re
+
+    lines = ["# Configuration reference", "",
+             "Generated from `tt_tf/config.py` by `python -m tt_tf.config > docs/configuration.md`; every key is",
+             "accepted by `tt-tf train --config FILE` (YAML or JSON).", ""]
+    defaults = TrainConfig()
+    heading: list = []
+    field_line = re.compile(r"^    (\w+): ([^=]+?) = .*?(?:#\s*(.*))?$")
+    for line in inspect.getsource(TrainConfig).splitlines():
+        if line.startswith("    def ") or line.startswith("    @"):
+            break
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            heading.append(stripped.lstrip("# "))
+            continue
+        match = field_line.match(line)
+        if not match:
+            continue
+        if heading:
+            lines += ["", f"**{' '.join(heading)}**", "", "| option | type | default | note |", "|---|---|---|---|"]
+            heading = []
+        name, kind, note = match.group(1), match.group(2).strip(), match.group(3) or ""
+        default = json.dumps(getattr(defaults, name))
+        lines.append(f"| `{name}` | `{kind}` | `{default}` | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
