@@ -148,3 +148,51 @@ def test_store_outage_answers_from_the_loaded_run_and_loses_no_log_row(published
     logged = {r["uuid"] for r in store.invocation_logs()}
     assert {a.json()["uuid"] for a in answers + [live]} <= logged
     assert service.invocation_log.dropped == 0 and "tt_tf_log_dropped_total" not in metrics.split("# TYPE")[0]
+
+
+def test_store_outage_mid_load_loses_no_request_and_no_log_row(published, monkeypatch):
+    """4 concurrent clients; the store goes down after the first answers and comes back."""
+    import threading
+
+    store, first, run_dir, _ = published
+    names = ("customer_features", "whitelist", "log_invocations", "ping")
+    saved = {name: getattr(store, name) for name in names}
+    answered, failures, lock = [], [], threading.Lock()
+
+    def down(*args, **kwargs):
+        raise StoreError("store unreachable")
+
+    with make_client(store, run_dir) as client:
+        service = client.app.state.service
+        client.post("/invocations", json={"customer": 1, "numberoffers": 1})  # user table cached
+
+        def worker(offset):
+            for n in range(30):
+                response = client.post("/invocations", json={"customer": 1 + (offset + n) % 10, "numberoffers": 2})
+                with lock:
+                    (answered if response.status_code == 200 else failures).append(response)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        while len(answered) + len(failures) < 20:
+            threading.Event().wait(0.01)
+        for name in names:
+            monkeypatch.setattr(store, name, down)
+        service.invocation_log.write = store.log_invocations
+        while len(answered) + len(failures) < 70:
+            threading.Event().wait(0.01)
+        service.invocation_log.flush()  # the writer meets the outage: rows go to the spool
+        spooled = service.invocation_log.spooled
+        for name, original in saved.items():
+            monkeypatch.setattr(store, name, original)
+        service.invocation_log.write = store.log_invocations
+        for thread in threads:
+            thread.join(timeout=120)
+        service.invocation_log.flush()
+    assert not failures, [f.text for f in failures[:3]]
+    assert len(answered) == 120
+    assert spooled > 0, "the outage window spooled nothing: the test did not exercise the outage"
+    logged = {r["uuid"] for r in store.invocation_logs()}
+    assert {a.json()["uuid"] for a in answered} <= logged
+    assert service.invocation_log.dropped == 0
