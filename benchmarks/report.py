@@ -100,7 +100,8 @@ and long-tail share near 0). What would show a gain: a catalogue much larger tha
 scale issue), temperature tuned jointly with the number of negatives, and mining hard negatives on
 the raw similarity rather than the corrected logit. The memory bank's columns carry no gradient
 and train the query tower only; fed to the candidate tower too, they collapsed it (recall@10 at
-about a third of the default in our tests), see tt_tf/model.py."""
+about a third of the default in our tests), see tt_tf/model.py. Seconds per epoch: some runs
+shared the 2 cores with test jobs, so compare them as rough ratios only."""
 
 
 def negatives(report) -> list:
