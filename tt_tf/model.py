@@ -143,14 +143,16 @@ class TwoTowerModel(tfrs.models.Model):
             frozen.append(tf.fill(tf.shape(negatives.ids), not sampler.columns_carry_gradients))
             drawn.append(negatives)
         candidates, ids = tf.concat(columns, axis=0), tf.concat(ids, axis=0)
+        has_frozen = any(not s.columns_carry_gradients for s in self.negative_samplers)
         log_counts = trainable_log_counts = None
         if self.logq_correction:
             log_p = tf.cast(self.item_frequency(ids), tf.float32) if self.item_frequency is not None else None
             terms = [sampler.log_expected_count(ids, log_p, batch, negatives)
                      for sampler, negatives in zip(self.negative_samplers, drawn)]
             log_counts = _log_sum(terms)
-            trainable_log_counts = _log_sum([term for term, sampler in zip(terms, self.negative_samplers)
-                                             if sampler.columns_carry_gradients] or terms)
+            if has_frozen:  # the candidate side's correction counts only the columns it learns from
+                trainable_log_counts = _log_sum([term for term, sampler in zip(terms, self.negative_samplers)
+                                                 if sampler.columns_carry_gradients] or terms)
         own = tf.cast(tf.eye(batch, tf.shape(candidates)[0]), tf.bool)
         mask = None
         if not any(sampler.uses_batch_positives for sampler in self.negative_samplers):
@@ -160,7 +162,6 @@ class TwoTowerModel(tfrs.models.Model):
             known = known_positive_mask(self.known_positives(features), ids)
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
-        has_frozen = any(not s.columns_carry_gradients for s in self.negative_samplers)
         return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
                             trainable_log_counts)
 
