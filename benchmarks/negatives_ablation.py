@@ -19,7 +19,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,11 +60,8 @@ def run_one(split_dir: Path, variant: str, seed: int) -> dict:
     item_vectors = result.model.candidate_tower.encode(items)
     evaluator = FullCatalogueEvaluator(items.item_id, item_vectors)
     metrics = evaluator.evaluate(test_users, user_vectors, test, known=seen)
-    item_position = pd.Series(np.arange(len(items)), index=items.item_id)
-    known = seen.groupby("user_id").item_id.agg(lambda s: item_position.reindex(s).dropna().astype(int).tolist())
     counts = train.item_id.value_counts().reindex(items.item_id).fillna(0).to_numpy()
-    diversity = top_k_diversity(user_vectors, item_vectors, counts, 10,
-                                [known.get(u, []) for u in test_users])
+    diversity = top_k_diversity(user_vectors, item_vectors, counts, 10, evaluator.known_rows(test_users, seen))
     return {"variant": variant, "seed": seed, **{k: metrics[k] for k in ("recall@10", "recall@100", "ndcg@10")},
             **diversity, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "train_seconds": round(result.train_seconds, 1),

@@ -92,6 +92,13 @@ class FullCatalogueEvaluator:
             ranks[selected] = 1.0 + higher
         return ranks
 
+    def known_rows(self, user_ids, known: pd.DataFrame, columns: Columns = Columns()) -> list:
+        """Per user id (in order), the catalogue positions of its ``known`` items: the
+        exclusions of masked mode, as ``top_k_lists`` takes them."""
+        user_index = pd.Index(pd.Series(list(user_ids)).astype(str))
+        by_user = self._known_by_user(known, user_index, columns)
+        return [by_user.get(position, np.zeros(0, np.int64)) for position in range(len(user_index))]
+
     def _known_by_user(self, known, user_index, columns):
         users = user_index.get_indexer(known[columns.user_id].astype(str))
         items = self.item_index.get_indexer(known[columns.item_id].astype(str))
@@ -201,17 +208,18 @@ def top_k_lists(user_vectors, item_vectors, k: int = 10, known_rows=None) -> np.
 
 def top_k_diversity(user_vectors, item_vectors, item_popularity, k: int = 10, known_rows=None,
                     head_share: float = 0.2) -> dict:
-    """How much of the catalogue the top-k lists reach.
-
-    ``coverage@k``: distinct items over all users' top-k lists / catalogue size.
-    ``long_tail_share@k``: share of list slots filled by items outside the most popular
-    ``head_share`` of the catalogue (by ``item_popularity``, e.g. training counts).
-    ``known_rows``: per user, item positions to leave out of its list (masked mode).
-    """
-    popularity = np.asarray(item_popularity, np.float64)
-    if len(popularity) != len(item_vectors):
+    """How much of the catalogue the top-k lists reach (``known_rows``: masked mode, as in
+    ``top_k_lists``); see ``list_diversity``."""
+    if len(item_popularity) != len(item_vectors):
         raise ValueError("item_popularity must have one value per item vector")
-    lists = top_k_lists(user_vectors, item_vectors, k, known_rows)
+    return list_diversity(top_k_lists(user_vectors, item_vectors, k, known_rows), item_popularity, k, head_share)
+
+
+def list_diversity(lists: np.ndarray, item_popularity, k: int = 10, head_share: float = 0.2) -> dict:
+    """``coverage@k``: distinct items over all top-k ``lists`` (item positions) / catalogue
+    size. ``long_tail_share@k``: share of list slots filled by items outside the most popular
+    ``head_share`` of the catalogue (by ``item_popularity``, e.g. training counts)."""
+    popularity = np.asarray(item_popularity, np.float64)
     head = np.argsort(-popularity, kind="stable")[:max(1, int(round(head_share * len(popularity))))]
     return {f"coverage@{k}": float(len(np.unique(lists)) / len(popularity)),
             f"long_tail_share@{k}": float(1.0 - np.isin(lists, head).mean()) if lists.size else 0.0}

@@ -14,9 +14,10 @@ class CrossBatchMemory(NegativeSampler):
     meets its own positives twice), then enqueues the batch's positives. Entries are
     constants of the past (``stop_gradient``): the encoder drifts while they sit there,
     which is why ``warmup_steps`` keeps the memory out of the loss while the encoder
-    changes fastest. Its entries train the query tower only (see ``TwoTowerModel``). The memory, its write count and the step count are non-trainable
-    variables, so checkpoints (``ModelCheckpoint``, ``tf.train.Checkpoint``) save and
-    restore them and ``tf.function`` updates them in place. Evaluation does not use them.
+    changes fastest. Its entries train the query tower only (see ``TwoTowerModel``). The
+    memory, its write count and the step count are non-trainable variables, so checkpoints
+    (``ModelCheckpoint``, ``tf.train.Checkpoint``) save and restore them and ``tf.function``
+    updates them in place. Evaluation does not use them.
 
     Memory entries are recent positives, i.e. draws of the data distribution p: with V
     valid entries item y is expected ``V * p(y)`` times (see ``tt_tf.samplers``).

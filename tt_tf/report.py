@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf.data import Columns
-from tt_tf.evaluation import FullCatalogueEvaluator, popularity_ranks, top_k_diversity, top_k_lists
+from tt_tf.evaluation import FullCatalogueEvaluator, list_diversity, popularity_ranks, top_k_lists
 
 MAX_K = 100
 
@@ -25,13 +25,11 @@ def _pyplot():
     return plt
 
 
-def popularity_percentiles(item_ids, history: pd.DataFrame, columns: Columns) -> np.ndarray:
-    """Rank of every catalogue item by history count as a percentile (0 = most popular)."""
-    counts = history[columns.item_id].astype(str).value_counts()
-    per_item = pd.Series(item_ids).astype(str).map(counts).fillna(0).to_numpy()
-    order = np.argsort(-per_item, kind="stable")
-    percentile = np.empty(len(per_item))
-    percentile[order] = 100.0 * np.arange(len(per_item)) / max(len(per_item) - 1, 1)
+def popularity_percentiles(counts: np.ndarray) -> np.ndarray:
+    """Rank of every catalogue item by its count as a percentile (0 = most popular)."""
+    order = np.argsort(-counts, kind="stable")
+    percentile = np.empty(len(counts))
+    percentile[order] = 100.0 * np.arange(len(counts)) / max(len(counts) - 1, 1)
     return percentile
 
 
@@ -42,26 +40,23 @@ def report_data(user_ids, user_vectors, item_ids, item_vectors, history: pd.Data
     ranks = evaluator.ranks(user_ids, user_vectors, test, known=history, columns=columns)
     item_index = pd.Index(pd.Series(item_ids).astype(str))
     counts = history[columns.item_id].astype(str).value_counts().reindex(item_index).fillna(0).to_numpy()
-    known = history.assign(_item=item_index.get_indexer(history[columns.item_id].astype(str)))
-    known = known[known._item >= 0].groupby(known[columns.user_id].astype(str))._item.agg(list)
     test_users = pd.Series(test[columns.user_id].astype(str).unique())
     user_position = pd.Index(pd.Series(user_ids).astype(str)).get_indexer(test_users)
     test_users, user_position = test_users[user_position >= 0], user_position[user_position >= 0]
-    known_rows = [known.get(u, []) for u in test_users]
     vectors = np.asarray(user_vectors)[user_position]
-    lists = top_k_lists(vectors, item_vectors, k, known_rows)
+    lists = top_k_lists(vectors, item_vectors, k, evaluator.known_rows(test_users, history, columns))
     popular_ranks = popularity_ranks(history, item_ids, test, known=history, columns=columns)
     activity = history.groupby(history[columns.user_id].astype(str)).size()
     test_activity = test[columns.user_id].astype(str).map(activity).fillna(0).to_numpy()
     segments = pd.qcut(test_activity, 4, duplicates="drop") if len(np.unique(test_activity)) > 1 \
         else pd.Categorical(["all"] * len(test_activity))
     segment_hits = pd.Series(ranks <= k).groupby(np.asarray(segments.astype(str))).agg(["mean", "size"])
-    percentile = popularity_percentiles(item_ids, history, columns)
+    percentile = popularity_percentiles(counts)
     return {
         "k": k, "rows": int(len(ranks)), "users": int(len(test_users)),
         "recall_curve": [float((ranks <= cut).mean()) for cut in range(1, MAX_K + 1)],
         "popularity_curve": [float((popular_ranks <= cut).mean()) for cut in range(1, MAX_K + 1)],
-        **top_k_diversity(vectors, item_vectors, counts, k, known_rows),
+        **list_diversity(lists, counts, k),
         "recommended_popularity_percentiles": percentile[lists.ravel()].tolist(),
         "catalogue_popularity_percentiles": percentile.tolist(),
         "segments": {name: {"hit_rate": float(row["mean"]), "rows": int(row["size"])}
