@@ -289,16 +289,16 @@ def build_parser():
         cmd.add_argument("--users", required=True, help="user table")
         cmd.add_argument("--items", required=True, help="item table (the catalogue)")
         cmd.add_argument("--history", nargs="*", help="interactions the query side may see (one or more files)")
+        if name != "embed":
+            cmd.add_argument("--test", required=True, help="held-out interactions")
         if name == "embed":
             cmd.add_argument("--out", required=True, help="output .npz or .parquet")
             cmd.set_defaults(func=cmd_embed)
         elif name == "report":
-            cmd.add_argument("--test", required=True, help="held-out interactions")
             cmd.add_argument("--out", required=True, help="folder for report.html and its PNGs")
             cmd.add_argument("--k", type=int, default=10, help="list length for hit rate, coverage, bias")
             cmd.set_defaults(func=cmd_report)
         else:
-            cmd.add_argument("--test", required=True, help="held-out interactions")
             cmd.add_argument("--unmasked", action="store_true", help="do not remove the history from the ranking")
             cmd.add_argument("--ks", default="10,50,100", help="comma-separated K values")
             cmd.add_argument("--json", help="also write the metrics to this JSON file")
