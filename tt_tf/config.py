@@ -36,6 +36,13 @@ class TrainConfig:
     continuous_encoding: str = "bucketize"
     list_dropout: float = 0.0
     embeddings_l2: float = 0.0
+    # history encoder: mean (pooled) or attention (mean + masked self-attention, HistoryEncoder)
+    history_encoder: str = "mean"
+    history_attention_length: Optional[int] = 50  # newest items the attention sees
+    history_num_heads: int = 2
+    history_num_layers: int = 1
+    history_positional_encoding: bool = True
+    history_dropout: float = 0.0
     # MLPBlock (towers)
     query_dimensions: list = dataclasses.field(default_factory=lambda: [256, 64])
     candidate_dimensions: list = dataclasses.field(default_factory=lambda: [256, 64])
@@ -79,6 +86,7 @@ class TrainConfig:
             "item_frequency": self.item_frequency in ("static", "streaming"),
             "negative_samplers": isinstance(self.negative_samplers, (list, str)) and bool(self.negative_samplers),
             "num_hard_negatives": self.num_hard_negatives is None or int(self.num_hard_negatives) >= 1,
+            "history_encoder": self.history_encoder in ("mean", "attention"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

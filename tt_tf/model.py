@@ -165,7 +165,8 @@ class TwoTowerModel(tfrs.models.Model):
         return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
                             trainable_log_counts)
 
-    def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True):
+    def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
+                        sample_weight=None):
         query = query / self.logits_temperature
         if log_counts is not None:
             # logit = q.c / T - log E[count]: one extra dimension carries the correction
@@ -175,23 +176,29 @@ class TwoTowerModel(tfrs.models.Model):
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
         return self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
-                         compute_batch_metrics=compute_batch_metrics)
+                         compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
 
     def compute_loss(self, features, training=False):
-        inputs = self.logits_inputs(features, training=training)
+        return self.contrastive_loss(self.logits_inputs(features, training=training))
+
+    def contrastive_loss(self, inputs: LogitsInputs, sample_weight=None):
+        """The sampled-softmax loss of ``logits_inputs``; ``sample_weight`` ([B]) scales each
+        row's cross-entropy (the mean still divides by B)."""
         if inputs.frozen is None:
-            return self._retrieval_loss(inputs.query, inputs.candidates, inputs.ids, inputs.log_counts, inputs.mask)
+            return self._retrieval_loss(inputs.query, inputs.candidates, inputs.ids, inputs.log_counts, inputs.mask,
+                                        sample_weight=sample_weight)
         # Columns without gradients (memory entries) train the query tower only. The candidate
         # tower learns from the columns that carry gradients, with their own correction: fed
         # the frozen columns too, its positives are pulled harder than its negatives are
         # pushed and the item space collapses (measured: recall@10 falls to a third).
         query_side = self._retrieval_loss(inputs.query, tf.stop_gradient(inputs.candidates), inputs.ids,
-                                          inputs.log_counts, inputs.mask)
+                                          inputs.log_counts, inputs.mask, sample_weight=sample_weight)
         live = tf.logical_not(inputs.frozen)
         candidate_side = self._retrieval_loss(
             tf.stop_gradient(inputs.query), tf.boolean_mask(inputs.candidates, live), tf.boolean_mask(inputs.ids, live),
             None if inputs.trainable_log_counts is None else tf.boolean_mask(inputs.trainable_log_counts, live),
-            None if inputs.mask is None else tf.boolean_mask(inputs.mask, live, axis=1), compute_batch_metrics=False)
+            None if inputs.mask is None else tf.boolean_mask(inputs.mask, live, axis=1), compute_batch_metrics=False,
+            sample_weight=sample_weight)
         # the value shown is the query side's (every column); the gradient is both sides'
         return query_side + (candidate_side - tf.stop_gradient(candidate_side))
 

@@ -17,7 +17,7 @@ from tt_tf.encoder import Encoder
 from tt_tf.evaluation import RetrievalEvaluationCallback
 from tt_tf.false_negatives import KnownPositiveIndex
 from tt_tf.frequency import StaticItemFrequency, StreamingItemFrequency
-from tt_tf.layers import InputBlock, L2Norm, MLPBlock
+from tt_tf.layers import HistoryEncoder, InputBlock, L2Norm, MLPBlock
 from tt_tf.memory_bank import CrossBatchMemory
 from tt_tf.model import TwoTowerModel
 from tt_tf.samplers import resolve_samplers
@@ -138,28 +138,40 @@ def sampler_factory(config: TrainConfig, schema: Schema, interactions: pd.DataFr
     return make
 
 
-def build_model(schema: Schema, config: TrainConfig, item_frequency=None, interactions: pd.DataFrame | None = None,
-                items: pd.DataFrame | None = None) -> TwoTowerModel:
-    """Towers from the schema: the history column shares the item-id embedding table.
-    ``interactions`` (and ``items``) feed the catalogue sampler and known-positive masking."""
+def build_towers(schema: Schema, config: TrainConfig):
+    """(query tower, candidate tower) from the schema: the history column shares the
+    item-id embedding table and goes through a ``HistoryEncoder`` when the config says so."""
     id_dims = {name: config.id_embedding_dim for name in (config.user_id, config.item_id, HISTORY_COLUMN)}
     block_args = dict(embedding_dims={**id_dims, **config.embedding_dims},
                       embedding_dim_multiplier=config.embedding_dim_multiplier,
                       max_embedding_dim=config.max_embedding_dim, sequence_combiner=config.sequence_combiner,
                       continuous_encoding=config.continuous_encoding, embeddings_l2=config.embeddings_l2)
     candidate_inputs = InputBlock(schema.select_by_tag(Tags.ITEM), name="candidate_inputs", **block_args)
+    history_encoder = HistoryEncoder(
+        num_heads=config.history_num_heads, num_layers=config.history_num_layers,
+        max_length=config.history_attention_length, positional_encoding=config.history_positional_encoding,
+        dropout=config.history_dropout, name="history_encoder") if config.history_encoder == "attention" else None
     query_inputs = InputBlock(schema.select_by_tag(Tags.USER), name="query_inputs",
                               list_dropout=config.list_dropout, embedding_tables=candidate_inputs.tables,
-                              **block_args)
+                              history_encoder=history_encoder, **block_args)
 
     def tower(inputs, dimensions, name):
         mlp = MLPBlock(dimensions, activation=config.activation, dropout=config.dropout,
                        normalization=config.normalization, no_activation_last_layer=True)
         return Encoder(inputs, mlp, post=L2Norm() if config.l2_normalize else None, name=name)
 
-    return TwoTowerModel(
-        tower(query_inputs, config.query_dimensions, "query_tower"),
-        tower(candidate_inputs, config.candidate_dimensions, "candidate_tower"),
+    return (tower(query_inputs, config.query_dimensions, "query_tower"),
+            tower(candidate_inputs, config.candidate_dimensions, "candidate_tower"))
+
+
+def build_model(schema: Schema, config: TrainConfig, item_frequency=None, interactions: pd.DataFrame | None = None,
+                items: pd.DataFrame | None = None, model_class=TwoTowerModel, **model_kwargs) -> TwoTowerModel:
+    """A ``model_class`` (``TwoTowerModel`` or a subclass, given ``model_kwargs``) over
+    ``build_towers``. ``interactions`` (and ``items``) feed the catalogue sampler and
+    known-positive masking."""
+    query_tower, candidate_tower = build_towers(schema, config)
+    return model_class(
+        query_tower, candidate_tower,
         candidate_id_feature=config.item_id,
         logits_temperature=config.logits_temperature,
         item_frequency=item_frequency,
@@ -171,6 +183,7 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None, intera
         num_hard_negatives=config.num_hard_negatives,
         known_positives=KnownPositiveIndex.from_interactions(interactions, config.user_id, config.item_id)
         if config.mask_known_positives and interactions is not None else None,
+        **model_kwargs,
     )
 
 

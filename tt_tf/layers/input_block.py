@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tt_tf._keras import keras, tf
+from tt_tf.layers.history import HistoryEncoder
 from tt_tf.schema import Schema, Tags, embedding_dim_for
 
 SEQUENCE_COMBINERS = ("mean", "sum", "sqrtn")
@@ -54,6 +55,11 @@ class InputBlock(keras.layers.Layer):
         list_dropout: share of list tokens dropped at random in training (0 disables); makes
             pooled histories robust to the one item held out at serving time.
         embeddings_l2: L2 penalty on the looked-up embeddings (0 disables).
+        history_encoder: optional ``HistoryEncoder`` applied to the list columns tagged
+            ``Tags.SEQUENCE`` (the user's history of item ids) instead of the pooling: it adds
+            masked self-attention over the newest items to the mean (output 2 x the table dim).
+            Tokens written ``item:action`` carry an interaction type when the column's schema
+            has an ``action_vocabulary``.
         embedding_tables: optional mapping table name -> ``keras.layers.Embedding`` to share
             tables with another block (the candidate tower's item-id table, say). Not
             serialised: a block restored from its config owns its tables.
@@ -65,7 +71,7 @@ class InputBlock(keras.layers.Layer):
 
     def __init__(self, schema, embedding_dims=None, embedding_dim_multiplier=2.0, max_embedding_dim=64,
                  sequence_combiner="mean", continuous_encoding="bucketize", list_dropout=0.0,
-                 embeddings_l2=0.0, embedding_tables=None, **kwargs):
+                 embeddings_l2=0.0, history_encoder=None, embedding_tables=None, **kwargs):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, Schema) else Schema.from_json(_to_json(schema))
         self.feature_schema = Schema(c for c in self.schema if c.is_feature)
@@ -88,6 +94,12 @@ class InputBlock(keras.layers.Layer):
         self.continuous_encoding = continuous_encoding
         self.list_dropout = float(list_dropout)
         self.embeddings_l2 = float(embeddings_l2)
+        if isinstance(history_encoder, dict):
+            history_encoder = keras.layers.deserialize(history_encoder)
+        if history_encoder is not None and not isinstance(history_encoder, HistoryEncoder):
+            raise ValueError("history_encoder must be a HistoryEncoder (e.g. HistoryEncoder(num_heads=2)) or None")
+        self.history_encoder = history_encoder
+        action_lookups = {}
         # Built as plain dicts and assigned once: Keras tracks dict attributes for
         # checkpoints and refuses to save one that was mutated after assignment.
         tables, lookups, table_vocab = dict(embedding_tables or {}), {}, {}
@@ -100,11 +112,23 @@ class InputBlock(keras.layers.Layer):
                                      f"({column.name!r} differs); give them the same schema vocabulary")
                 lookups[column.name] = keras.layers.StringLookup(
                     vocabulary=vocab, num_oov_indices=1, name=f"lookup_{column.name}")
+                if self._attends(column) and column.properties.get("action_vocabulary"):
+                    if self.history_encoder.num_actions != len(column.properties["action_vocabulary"]):
+                        raise ValueError(f"history_encoder: num_actions must be "
+                                         f"{len(column.properties['action_vocabulary'])}, the size of column "
+                                         f"{column.name!r}'s action_vocabulary")
+                    action_lookups[column.name] = keras.layers.StringLookup(
+                        vocabulary=list(column.properties["action_vocabulary"]), num_oov_indices=1,
+                        name=f"action_lookup_{column.name}")
                 self._add_table(tables, table, len(vocab) + 1)
             elif self.continuous_encoding in ("bucketize", "both"):
                 self._add_table(tables, column.name, len(column.properties["boundaries"]) + 1)
         self.tables = tables
         self.lookups = lookups
+        self.action_lookups = action_lookups
+
+    def _attends(self, column) -> bool:
+        return self.history_encoder is not None and column.has(Tags.LIST) and column.has(Tags.SEQUENCE)
 
     def _add_table(self, tables, table, input_dim):
         if table in tables:
@@ -121,7 +145,7 @@ class InputBlock(keras.layers.Layer):
         dim = 0
         for column in self.feature_schema:
             if column.has(Tags.CATEGORICAL):
-                dim += self.tables[column.embedding_table].output_dim
+                dim += self.tables[column.embedding_table].output_dim * (2 if self._attends(column) else 1)
             else:
                 if self.continuous_encoding in ("bucketize", "both"):
                     dim += self.tables[column.name].output_dim
@@ -140,8 +164,16 @@ class InputBlock(keras.layers.Layer):
         if training and self.list_dropout:
             keep = tf.random.uniform(tf.shape(tokens.flat_values)) >= self.list_dropout
             tokens = tf.ragged.boolean_mask(tokens, tokens.with_flat_values(keep))
+        actions = None
+        if column.name in self.action_lookups:
+            # "item:action" -> item token and action id (0 = no or unknown action)
+            pairs = tf.strings.split(tokens.flat_values, sep=":", maxsplit=1).to_tensor(default_value="", shape=[None, 2])
+            tokens = tokens.with_flat_values(pairs[:, 0])
+            actions = tokens.with_flat_values(self.action_lookups[column.name](pairs[:, 1]))
         ids = tokens.with_flat_values(self.lookups[column.name](tokens.flat_values))
         vectors = ids.with_flat_values(self._embed(column.embedding_table, ids.flat_values))
+        if self._attends(column):
+            return self.history_encoder(vectors, actions=actions, training=training)
         total = tf.reduce_sum(vectors, axis=1)
         count = tf.cast(tf.maximum(ids.row_lengths(), 1), total.dtype)[:, None]
         if self.sequence_combiner == "mean":
@@ -184,7 +216,8 @@ class InputBlock(keras.layers.Layer):
                       embedding_dim_multiplier=self.embedding_dim_multiplier,
                       max_embedding_dim=self.max_embedding_dim, sequence_combiner=self.sequence_combiner,
                       continuous_encoding=self.continuous_encoding, list_dropout=self.list_dropout,
-                      embeddings_l2=self.embeddings_l2)
+                      embeddings_l2=self.embeddings_l2,
+                      history_encoder=keras.layers.serialize(self.history_encoder) if self.history_encoder else None)
         return config
 
 
