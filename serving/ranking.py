@@ -43,9 +43,12 @@ def _number(info: dict, name: str) -> float:
 
 
 def rank_offers(run, user_vector, offers: list, number: int, value_sort: bool = False,
-                epsilon: float = 0.0, rng: np.random.Generator | None = None) -> Ranked:
+                epsilon: float = 0.0, rng: np.random.Generator | None = None,
+                rerank_retrieved: int | None = None) -> Ranked:
     """Score ``offers`` (skipping those without a vector), take the best ``number``.
 
+    ``rerank_retrieved`` = N: keep the N most similar offers and order them by the run's light
+    ranker value instead (``score`` stays the similarity, ``final_score`` is the value).
     With probability ``epsilon`` the offers are a uniform random draw from the scorable
     eligible set instead (``explore=1``); their scores are still the model's.
     """
@@ -55,9 +58,15 @@ def rank_offers(run, user_vector, offers: list, number: int, value_sort: bool = 
         return Ranked([], 0, skipped, len(offers))
     rows = np.fromiter((run.row_of[o] for o in scorable), dtype=np.int64, count=len(scorable))
     scores = run.scores(user_vector, rows)
+    if rerank_retrieved:
+        kept = exact_top_k(scores, min(max(int(rerank_retrieved), number), len(scorable)))
+        scorable, rows, scores = [scorable[i] for i in kept], rows[kept], scores[kept]
+        ranking_scores = run.rerank(user_vector, rows)[0].astype(np.float32)
+    else:
+        ranking_scores = scores
     margin = np.array([_number(run.offer_info[o], "price") - _number(run.offer_info[o], "cost") for o in scorable],
                       np.float32) if value_sort else None
-    modified = scores * margin if value_sort else scores
+    modified = ranking_scores * margin if value_sort else ranking_scores
     count = min(number, len(scorable))
     explore = 0
     rng = rng if rng is not None else np.random.default_rng()

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tt_tf.export import OUTPUT_NAME, QUERY_TOWER, load_manifest, rows_to_signature_inputs, saved_tower_inputs, \
-    verify_bundle
+from tt_tf.export import LIGHT_RANKER, OUTPUT_NAME, QUERY_TOWER, load_manifest, rows_to_signature_inputs, \
+    saved_tower_inputs, verify_bundle
 from tt_tf.stores.base import Store, StoreError
 
 
@@ -94,6 +94,26 @@ class LiveQueryTower:
         self._queue.put(None)
 
 
+class LightRankerScorer:
+    """The bundle's exported light ranker: re-scores retrieved items with task probabilities
+    and a value (``sum_t w_t p_t``), from the user vector and the item vectors alone."""
+
+    def __init__(self, run_dir: Path):
+        info = load_manifest(run_dir).get("light_ranker") or {}
+        self.tasks = list(info.get("tasks", []))
+        self.signature = tf.saved_model.load(str(run_dir / LIGHT_RANKER)).signatures["serving_default"]
+
+    def score(self, user_vector: np.ndarray, item_vectors: np.ndarray) -> tuple:
+        """``(values [n], task_probabilities [n, T])`` of ``item_vectors`` for one user."""
+        out = self.signature(query_embedding=tf.constant(np.asarray(user_vector, np.float32)[None]),
+                             candidate_embeddings=tf.constant(np.asarray(item_vectors, np.float32)[None]))
+        values = out["value"].numpy()[0]
+        probabilities = 1.0 / (1.0 + np.exp(-out["task_logits"].numpy()[0]))
+        if not np.isfinite(values).all():
+            raise ValueError("the light ranker returned non-finite values for this user")
+        return values, probabilities
+
+
 class LoadedRun:
     """Everything one run needs to answer requests, built once and swapped in atomically."""
 
@@ -127,7 +147,13 @@ class LoadedRun:
             self.by_name.setdefault(name, []).append(offer)
             self.by_name.setdefault(offer.lower(), []).append(offer)
         self.cold_start = [o for o in self.campaign_offers if o not in self.row_of]
-        self.query_tower = self._load_tower(model_roots) if live_user_tower else None
+        bundle = self._verified_bundle(model_roots)
+        self.query_tower = LiveQueryTower(bundle) if live_user_tower and bundle is not None \
+            and (bundle / QUERY_TOWER).exists() else None
+        self.light_ranker = LightRankerScorer(bundle) if bundle is not None and (bundle / LIGHT_RANKER).exists() \
+            else None
+        # the ranker was trained on the towers' own vectors, not on re-normalised ones
+        self.raw_item_vectors = vectors if self.light_ranker is not None else None
         self.ann_index = None
 
     def _campaign(self, offers: pd.DataFrame | None):
@@ -144,19 +170,25 @@ class LoadedRun:
             info[offer] = merged
         return list(info), info
 
-    def _load_tower(self, model_roots):
+    def _verified_bundle(self, model_roots):
+        """The run's bundle directory when it lies under a configured root and matches its
+        manifest; None when there is none to load."""
         uri = self.record.get("model_uri")
         if not uri:
             return None
         run_dir = Path(uri)
-        if not model_roots or not _inside(run_dir, model_roots):
-            return None
-        if not (run_dir / QUERY_TOWER).exists():
+        if not model_roots or not _inside(run_dir, model_roots) or not run_dir.is_dir():
             return None
         changed = verify_bundle(run_dir)
         if changed:
             raise RunLoadError(f"bundle {run_dir} does not match its manifest (changed: {changed[:5]}); not loading it")
-        return LiveQueryTower(run_dir)
+        return run_dir
+
+    def rerank(self, user_vector: np.ndarray, rows: np.ndarray) -> tuple:
+        """Light-ranker ``(values, task_probabilities)`` of the item ``rows`` for this user."""
+        if self.light_ranker is None:
+            raise RunLoadError(f"run {self.run_id} has no light ranker")
+        return self.light_ranker.score(user_vector, self.raw_item_vectors[rows])
 
     def user_vector(self, customer_id, features: dict | None, defaults: dict) -> tuple:
         """``(vector, source)`` in the contract's order: stored -> live tower -> defaults ->
@@ -189,4 +221,7 @@ class LoadedRun:
         vector = np.ones(self.dim, np.float32)
         if self.query_tower is not None:
             vector = self.query_tower.embed(defaults or {})
-        self.scores(vector, np.arange(min(len(self.item_ids), 8)))
+        rows = np.arange(min(len(self.item_ids), 8))
+        self.scores(vector, rows)
+        if self.light_ranker is not None:
+            self.rerank(vector, rows)

@@ -92,6 +92,10 @@ class RetrieveRequest(BaseModel):
     features: Optional[dict[str, Any]] = None
     k: int = Field(default=10, ge=1, le=10_000)
     exclude: list[Union[str, int]] = Field(default_factory=list, max_length=100_000)
+    # retrieve num_retrieve items (default: the scorer's ranker_num_retrieve), then keep the k of
+    # highest light-ranker value; needs a run exported with a light ranker
+    rerank: bool = False
+    num_retrieve: Optional[int] = Field(default=None, ge=1, le=10_000)
 
     @field_validator("customer", mode="before")
     @classmethod

@@ -81,6 +81,10 @@ class Service:
                 return {"changed": False, "run_id": old, "previous_run_id": old}
             run = LoadedRun(self.store, record, self.settings.similarity, self.settings.model_roots,
                             self.settings.live_user_tower, self.offers)
+            if self.settings.model_type == "light_ranker" and run.light_ranker is None:
+                run.close()
+                raise RunLoadError(f"model type light_ranker needs a bundle with a light ranker; run "
+                                   f"{record['run_id']} has none (or its bundle is not under model_roots)")
             run.warm(self.settings.default_features)
         except Exception as error:  # a corrupt SavedModel raises anything; the old run must survive
             self.last_load_error = f"{type(error).__name__}: {error}"

@@ -28,12 +28,16 @@ _PROPERTY_KEYS = {
 }
 
 
+MODEL_TYPES = ("similarity", "light_ranker")
+
+
 @dataclasses.dataclass
 class Settings:
     store: str = "tt_tf_store"
     run_id: str | None = None                 # pin a run; None serves the store's latest
     model_roots: tuple = ()                   # bundles are loaded only from under these folders
-    model_type: str = "similarity"
+    model_type: str = "similarity"               # similarity | light_ranker
+    ranker_num_retrieve: int = 100               # light_ranker: offers retrieved before re-ranking
     prescore: str = "PrePredictTwoTower"
     postscore: str = "PostScoreTwoTower"
     user_embed: str | None = None
@@ -62,9 +66,11 @@ class Settings:
     shutdown_grace_seconds: int = 10          # in-flight requests get this long after SIGTERM
 
     def __post_init__(self):
-        if self.model_type != "similarity":
-            raise ValueError(f"predictor.model.type must be 'similarity' (the only type this scorer serves), "
-                             f"got {self.model_type!r}")
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"predictor.model.type must be one of {MODEL_TYPES} (light_ranker: re-rank the "
+                             f"best ranker_num_retrieve offers with the run's light ranker), got {self.model_type!r}")
+        if int(self.ranker_num_retrieve) < 1:
+            raise ValueError(f"ranker_num_retrieve must be >= 1, got {self.ranker_num_retrieve!r}")
         if self.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
         if not 0.0 <= float(self.explore_epsilon) <= 1.0:

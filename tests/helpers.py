@@ -48,3 +48,43 @@ def train_tiny_bundle(tiny_tables, run_dir, seed=0):
     manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **SMALL_CONFIG), run_dir,
                                  verbose=0)
     return run_dir, manifest, result
+
+
+def train_aligned_model(light_ranker=None, steps=4, seed=4, **kwargs):
+    """A tiny AlignedTwoTowerModel on the synthetic impression log, trained ``steps`` batches.
+    Returns (model, schema, impressions, users, items)."""
+    from tt_tf.alignment import AlignedTwoTowerModel
+    from tt_tf.alignment.data import impression_dataset
+    from tt_tf.config import TrainConfig
+    from tt_tf.data import HISTORY_COLUMN, build_schema
+    from tt_tf.synthetic_alignment import TASKS, make_alignment_data, session_histories
+    from tt_tf.train import build_model, set_seed
+    set_seed(seed)
+    impressions, users, items, _ = make_alignment_data(num_users=60, num_items=120, sessions_per_user=4, seed=seed)
+    impressions[HISTORY_COLUMN] = session_histories(impressions)
+    config = TrainConfig(query_dimensions=[16, 8], candidate_dimensions=[16, 8], id_embedding_dim=8,
+                         logq_correction=False, history_encoder="attention", history_num_heads=1)
+    schema = build_schema(impressions, users, items)
+    model = build_model(schema, config, model_class=AlignedTwoTowerModel,
+                        **{"label_features": list(TASKS), "task_weights": [1.0, 2.0, 4.0],
+                           "light_ranker": light_ranker, **kwargs})
+    dataset = impression_dataset(impressions, users, items, schema, batch_size=64, seed=0,
+                                 extra_columns=list(TASKS) + ["position"] + [f"ranker_{t}" for t in TASKS])
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(dataset.take(steps), epochs=1, verbose=0)
+    return model, schema, impressions, users, items
+
+
+def export_aligned_bundle(run_dir, **kwargs):
+    """Export a tiny aligned model with a light ranker (and distillation heads, which the
+    export must leave out). Returns (run_dir, manifest, model, users, items)."""
+    from tt_tf.alignment import LightRanker
+    from tt_tf.data import HISTORY_COLUMN
+    from tt_tf.export import export_bundle
+    from tt_tf.synthetic_alignment import TASKS
+    model, schema, impressions, users, items = train_aligned_model(
+        LightRanker(3, [1.0, 2.0, 4.0], num_soft_tasks=3), soft_label_features=[f"ranker_{t}" for t in TASKS],
+        distillation_weight=1.0, **kwargs)
+    user_frame = users.assign(**{HISTORY_COLUMN: ""})
+    manifest = export_bundle(run_dir, model, schema, {"aligned": True}, items, user_frame)
+    return run_dir, manifest, model, users, items

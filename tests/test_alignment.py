@@ -6,7 +6,7 @@ import pytest
 from tt_tf._keras import keras, tf
 from tt_tf.alignment import (AlignedTwoTowerModel, LightRanker, SavedModelRanker, ValueDebiaser, rerank,
                              reward_alignment_loss, user_value)
-from tt_tf.synthetic_alignment import TASKS, make_alignment_data, session_histories
+from tt_tf.synthetic_alignment import TASKS, export_known_ranker, make_alignment_data, session_histories
 
 
 # --- 1. value labels -------------------------------------------------------------------------
@@ -168,28 +168,9 @@ def test_raising_the_reward_weight_moves_the_top_item_to_the_reward_models():
     assert results == {0.0: 3, 5.0: 0}
 
 
-def _export_truth_ranker(truth, path):
-    class Ranker(tf.Module):
-        def __init__(self):
-            self.users = tf.constant(truth.user_latent, tf.float32)
-            self.items = tf.constant(truth.item_latent, tf.float32)
-            self.quality = tf.constant(truth.item_quality, tf.float32)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)])
-        def pairwise(self, user_id, item_id):
-            u, v = tf.gather(self.users, user_id - 1), tf.gather(self.items, item_id - 1)
-            affinity = tf.matmul(u, v, transpose_b=True)[..., None]
-            logits = affinity * truth.task_scales.astype(np.float32) \
-                + tf.gather(self.quality, item_id - 1)[None, :, None] * truth.task_quality_weights.astype(np.float32) \
-                + truth.task_offsets.astype(np.float32)
-            return {"task_logits": logits}
-    module = Ranker()
-    tf.saved_model.save(module, str(path), signatures={"pairwise": module.pairwise})
-
-
 def test_saved_model_ranker_reproduces_the_known_ranker(tmp_path):
     _, _, _, truth = make_alignment_data(num_users=20, num_items=100, seed=3)
-    _export_truth_ranker(truth, tmp_path / "ranker")
+    export_known_ranker(truth, tmp_path / "ranker")
     proxy = SavedModelRanker(tmp_path / "ranker", ["user_id"], ["item_id"], truth.task_weights)
     values = proxy.pair_values({"user_id": tf.constant([1, 5]), "item_id": tf.constant([[2], [7], [9]])}).numpy()
     np.testing.assert_allclose(values, truth.ranker_values([0, 4], [1, 6, 8]), atol=1e-5)

@@ -5,6 +5,9 @@ Layout of a run directory::
 
     query_tower/            SavedModel, serving_default: raw query columns -> {"embedding"}
     candidate_tower/        SavedModel, serving_default: raw item columns  -> {"embedding"}
+    light_ranker/           (models with a LightRanker) SavedModel, serving_default:
+                            query_embedding [B, D], candidate_embeddings [B, N, D]
+                            -> {"task_logits" [B, N, T], "value" [B, N]}
     item_embeddings.parquet  item id, embedding (list<float32>)
     user_embeddings.parquet  user id, embedding
     schema.json  config.json  run_record.json
@@ -35,6 +38,7 @@ import tensorflow as tf
 OUTPUT_NAME = "embedding"
 QUERY_TOWER = "query_tower"
 CANDIDATE_TOWER = "candidate_tower"
+LIGHT_RANKER = "light_ranker"
 ITEM_TABLE = "item_embeddings.parquet"
 USER_TABLE = "user_embeddings.parquet"
 MANIFEST = "manifest.json"
@@ -177,6 +181,22 @@ def package_versions() -> dict:
     return versions
 
 
+def save_light_ranker(model, path) -> dict | None:
+    """Save the model's ``LightRanker`` (if it has one) without its distillation heads;
+    returns its manifest entry (tasks, weights, signature) or None."""
+    ranker = getattr(model, "light_ranker", None)
+    if ranker is None:
+        return None
+    if not ranker.built:
+        raise ValueError("the model's light_ranker was never called; train the model before exporting it")
+    dim = int(ranker.user_projection.kernel.shape[0])
+    module = ranker.export_module(dim)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return {"path": LIGHT_RANKER, "signature": "serving_default", "tasks": list(model.label_features),
+            "task_weights": list(ranker.task_weights), "inputs": ["query_embedding", "candidate_embeddings"],
+            "outputs": ["task_logits", "value"]}
+
+
 def new_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
@@ -205,6 +225,7 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
     try:
         query_spec = save_tower(model.query_tower, staging / QUERY_TOWER)
         candidate_spec = save_tower(model.candidate_tower, staging / CANDIDATE_TOWER)
+        ranker_info = save_light_ranker(model, staging / LIGHT_RANKER)
         query_sig = tf.saved_model.load(str(staging / QUERY_TOWER)).signatures["serving_default"]
         candidate_sig = tf.saved_model.load(str(staging / CANDIDATE_TOWER)).signatures["serving_default"]
         item_vectors = encode_with_signature(candidate_sig, item_frame)
@@ -232,6 +253,7 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
             "output_name": OUTPUT_NAME,
             "signature": "serving_default",
             "inputs": {QUERY_TOWER: query_spec, CANDIDATE_TOWER: candidate_spec},
+            **({"light_ranker": ranker_info} if ranker_info else {}),
             "num_items": int(len(item_vectors)),
             "num_users": int(len(user_vectors)),
             "metrics": metrics or {},

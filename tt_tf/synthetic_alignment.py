@@ -151,3 +151,33 @@ def session_histories(impressions: pd.DataFrame, max_length: int | None = None) 
     for index, (user, session) in enumerate(zip(impressions["user_id"], impressions["session"])):
         out[index] = cache[(user, session)]
     return out
+
+
+def export_known_ranker(truth: AlignmentTruth, path) -> None:
+    """Write the known main ranker as a SavedModel with a ``pairwise`` signature:
+    ``user_id`` [B], ``item_id`` [N] (1-based, as in the tables) -> ``task_logits`` [B, N, T].
+    ``SavedModelRanker`` loads it as a frozen reward model."""
+    import tensorflow as tf
+
+    class KnownRanker(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.users = tf.Variable(truth.user_latent.astype(np.float32), trainable=False)
+            self.items = tf.Variable(truth.item_latent.astype(np.float32), trainable=False)
+            self.quality = tf.Variable(truth.item_quality.astype(np.float32), trainable=False)
+            self.scales = tf.constant(truth.task_scales, tf.float32)
+            self.quality_weights = tf.constant(truth.task_quality_weights, tf.float32)
+            self.offsets = tf.constant(truth.task_offsets, tf.float32)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="user_id"),
+                                      tf.TensorSpec([None], tf.int64, name="item_id")])
+        def pairwise(self, user_id, item_id):
+            affinity = tf.matmul(tf.gather(self.users, user_id - 1), tf.gather(self.items, item_id - 1),
+                                 transpose_b=True)
+            quality = tf.gather(self.quality, item_id - 1)
+            logits = (affinity[..., None] * self.scales + quality[None, :, None] * self.quality_weights
+                      + self.offsets)
+            return {"task_logits": logits}
+
+    module = KnownRanker()
+    tf.saved_model.save(module, str(path), signatures={"pairwise": module.pairwise})

@@ -59,14 +59,15 @@ def invocations(body: Invocation, service: Service = Depends(get_service)):
         ranked, reason = None, source
     else:
         ranked = rank_offers(run, vector, offers, body.numberoffers, settings.value_sort,
-                             settings.explore_epsilon, service.explore_rng())
+                             settings.explore_epsilon, service.explore_rng(),
+                             settings.ranker_num_retrieve if settings.model_type == "light_ranker" else None)
         if not ranked.offers:
             reason = "no eligible offer has a vector" if offers else "no eligible offers for this customer"
     results = final_result(run, ranked) if ranked is not None else []
     skipped = ranked.skipped if ranked is not None else [o for o in offers if o not in run.row_of]
     if skipped:
         service.metrics.inc("tt_tf_cold_start_offers_total", len(skipped), run_id=run.run_id)
-    response = {"uuid": request_uuid, "run_id": run.run_id, "type": "similarity",
+    response = {"uuid": request_uuid, "run_id": run.run_id, "type": settings.model_type,
                 "explore": ranked.explore if ranked is not None else 0, "final_result": results,
                 "user_vector_source": source if vector is not None else None}
     if reason:

@@ -25,6 +25,10 @@ def retrieve(body: RetrieveRequest, service: Service = Depends(get_service)) -> 
         vector, source = run.user_vector(None, body.features, {})
     if vector is None:
         raise HTTPException(404, f"no user vector: {source}")
+    if body.rerank and run.light_ranker is None:
+        raise HTTPException(409, f"rerank needs a light ranker; run {run.run_id} was exported without one "
+                                 f"(train an AlignedTwoTowerModel with light_ranker=LightRanker(...))")
+    wanted = max(body.num_retrieve or service.settings.ranker_num_retrieve, body.k) if body.rerank else body.k
     excluded = {str(e) for e in body.exclude}
     query = np.asarray(vector, np.float32)
     if run.similarity == "cosine":
@@ -32,14 +36,22 @@ def retrieve(body: RetrieveRequest, service: Service = Depends(get_service)) -> 
     index = "exact"
     if run.ann_index is not None:
         index = "hnsw"
-        rows, scores = run.ann_index.search(query, body.k + len(excluded))
-        pairs = [(int(r), float(s)) for r, s in zip(rows, scores) if run.item_ids[r] not in excluded][:body.k]
+        rows, scores = run.ann_index.search(query, wanted + len(excluded))
+        pairs = [(int(r), float(s)) for r, s in zip(rows, scores) if run.item_ids[r] not in excluded][:wanted]
     else:
         scores = run.item_matrix @ query
         if excluded:
             mask = np.fromiter((i in excluded for i in run.item_ids), bool, count=len(run.item_ids))
             scores = np.where(mask, -np.inf, scores)
-        rows = [r for r in exact_top_k(scores, body.k) if np.isfinite(scores[r])]
+        rows = [r for r in exact_top_k(scores, wanted) if np.isfinite(scores[r])]
         pairs = [(int(r), float(scores[r])) for r in rows]
-    return {"run_id": run.run_id, "index": index, "user_vector_source": source,
-            "items": [{"item_id": run.item_ids[r], "score": s} for r, s in pairs]}
+    if not body.rerank:
+        return {"run_id": run.run_id, "index": index, "user_vector_source": source,
+                "items": [{"item_id": run.item_ids[r], "score": s} for r, s in pairs]}
+    values, probabilities = run.rerank(vector, np.array([r for r, _ in pairs], np.int64)) if pairs \
+        else (np.zeros(0), np.zeros((0, len(run.light_ranker.tasks))))
+    order = np.argsort(-values, kind="stable")[:body.k]
+    tasks = run.light_ranker.tasks
+    return {"run_id": run.run_id, "index": index, "user_vector_source": source, "reranked_from": len(pairs),
+            "items": [{"item_id": run.item_ids[pairs[i][0]], "score": pairs[i][1], "value": float(values[i]),
+                       "task_probabilities": dict(zip(tasks, map(float, probabilities[i])))} for i in order]}
