@@ -21,9 +21,10 @@ from ablation_driver import main  # noqa: E402
 
 VARIANTS = {
     "no-history": dict(use_history=False),
-    "mean": dict(history_encoder="mean"),
-    "attention": dict(history_encoder="attention"),
-    "attention-no-positions": dict(history_encoder="attention", history_positional_encoding=False),
+    "mean": dict(history_encoder="mean"),  # the foundation's query tower
+    "attention": dict(),  # the default: attention over the newest 20 items, positional encoding
+    "attention-50": dict(history_attention_length=50),
+    "attention-no-positions": dict(history_positional_encoding=False),
 }
 
 if __name__ == "__main__":

@@ -41,12 +41,12 @@ SMALL_CONFIG = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate
                     id_embedding_dim=8)
 
 
-def train_tiny_bundle(tiny_tables, run_dir, seed=0):
+def train_tiny_bundle(tiny_tables, run_dir, seed=0, **config):
     from tt_tf.cli import train_run
     from tt_tf.config import TrainConfig
     train, valid, _, users, items = tiny_tables
-    manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **SMALL_CONFIG), run_dir,
-                                 verbose=0)
+    manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **{**SMALL_CONFIG, **config}),
+                                 run_dir, verbose=0)
     return run_dir, manifest, result
 
 

@@ -80,6 +80,20 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tt_tf", "
 
 
 def test_exported_towers_match_in_memory_model_in_fresh_process(bundle, tiny_tables, tmp_path):
+    assert_fresh_process_matches(bundle, tiny_tables, tmp_path)
+
+
+def test_exported_attention_history_tower_matches_in_fresh_process(tiny_tables, tmp_path):
+    """The history encoder exports with the query tower: raw history strings in, the same
+    vectors out, without tt_tf, tf_keras or TFRS."""
+    from tests.helpers import train_tiny_bundle
+    bundle = train_tiny_bundle(tiny_tables, tmp_path / "run", history_encoder="attention", history_num_heads=2,
+                               history_attention_length=5)
+    assert bundle[1]["inputs"]["query_tower"]["history_item_ids"] == "string"
+    assert_fresh_process_matches(bundle, tiny_tables, tmp_path)
+
+
+def assert_fresh_process_matches(bundle, tiny_tables, tmp_path):
     run_dir, _, result = bundle
     train, valid, _, users, items = tiny_tables
     model = result.model

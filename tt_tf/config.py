@@ -37,8 +37,8 @@ class TrainConfig:
     list_dropout: float = 0.0
     embeddings_l2: float = 0.0
     # history encoder: mean (pooled) or attention (mean + masked self-attention, HistoryEncoder)
-    history_encoder: str = "mean"
-    history_attention_length: Optional[int] = 50  # newest items the attention sees
+    history_encoder: str = "attention"
+    history_attention_length: Optional[int] = 20  # newest items the attention sees
     history_num_heads: int = 2
     history_num_layers: int = 1
     history_positional_encoding: bool = True
