@@ -39,7 +39,12 @@ def train_run(interactions, users, items, valid, config, out, verbose=1, run_inf
     from tt_tf.export import export_bundle
     from tt_tf.train import columns_of, prepare_tables, train_model
 
+    from tt_tf.distribute import is_chief
+
     result = train_model(interactions, users, items, config, valid=valid, verbose=verbose)
+    if config.distribute == "multi_worker" and not is_chief():
+        print("worker done: the chief task writes the bundle")
+        return None, result
     columns = columns_of(config)
     _, users, items, _ = prepare_tables(interactions, users, items, None, columns)
     interactions, valid = result.train, result.valid
@@ -73,12 +78,16 @@ def cmd_train(args):
         config.seed = args.seed
     if args.epochs is not None:
         config.epochs = args.epochs
+    if args.distribute is not None:
+        config.distribute = args.distribute
     interactions = _read(args.interactions, "interactions")
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
     info = {"data": {"interactions": args.interactions, "users": args.users, "items": args.items,
                      "valid": args.valid, "config": args.config}}
     manifest, result = train_run(interactions, users, items, valid, config, args.out,
                                  verbose=0 if args.quiet else 2, run_info=info)
+    if manifest is None:  # a non-chief worker of a multi-worker run
+        return 0
     print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f}s "
           f"({result.examples_per_second:.0f} examples/s); run_id {manifest['run_id']}")
     print(f"bundle written to {Path(args.out).resolve()}")
@@ -278,6 +287,8 @@ def build_parser():
     train.add_argument("--out", required=True, help="run directory to create")
     train.add_argument("--seed", type=int, help="random seed (overrides the config)")
     train.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
+    train.add_argument("--distribute", choices=["default", "mirrored", "multi_worker"],
+                       help="tf.distribute strategy (overrides the config); multi_worker reads TF_CONFIG")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(func=cmd_train)
 

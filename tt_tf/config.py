@@ -70,6 +70,11 @@ class TrainConfig:
     early_stopping_patience: int = 3
     monitor: str = "val_recall_at_10"
     seed: int = 42
+    # tf.distribute: default (one device) | mirrored (local GPUs, or logical_cpus CPU replicas)
+    # | multi_worker (TF_CONFIG); batch_size is the global batch, split over the replicas
+    distribute: str = "default"
+    logical_cpus: Optional[int] = None
+    backup_dir: Optional[str] = None  # BackupAndRestore: a killed run resumes from its last epoch
     eval_ks: list = dataclasses.field(default_factory=lambda: [10, 50, 100])
 
     def __post_init__(self):
@@ -87,6 +92,8 @@ class TrainConfig:
             "negative_samplers": isinstance(self.negative_samplers, (list, str)) and bool(self.negative_samplers),
             "num_hard_negatives": self.num_hard_negatives is None or int(self.num_hard_negatives) >= 1,
             "history_encoder": self.history_encoder in ("mean", "attention"),
+            "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
+            "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

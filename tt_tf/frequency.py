@@ -89,11 +89,13 @@ class StreamingItemFrequency(keras.layers.Layer):
             raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
         self.num_buckets, self.num_hashes, self.alpha = int(num_buckets), int(num_hashes), float(alpha)
         shape = [self.num_hashes, self.num_buckets]
+        # replicas apply identical updates (from the gathered global batch): keep the first's
+        state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.last_seen = self.add_weight(name="last_seen", shape=shape, initializer=keras.initializers.Constant(-1.0),
-                                         trainable=False)
-        self.gap = self.add_weight(name="gap", shape=shape, initializer="zeros", trainable=False)
-        self.steps = self.add_weight(name="steps", shape=[], initializer="zeros", trainable=False)
-        self.examples = self.add_weight(name="examples", shape=[], initializer="zeros", trainable=False)
+                                         **state)
+        self.gap = self.add_weight(name="gap", shape=shape, initializer="zeros", **state)
+        self.steps = self.add_weight(name="steps", shape=[], initializer="zeros", **state)
+        self.examples = self.add_weight(name="examples", shape=[], initializer="zeros", **state)
 
     def _buckets(self, tokens):
         return tf.stack([tf.strings.to_hash_bucket_strong(tokens, self.num_buckets, key=[h + 1, 7919 * (h + 1)])
@@ -101,24 +103,38 @@ class StreamingItemFrequency(keras.layers.Layer):
 
     def update(self, ids):
         """Account for one training batch of positive ids; returns the new step count."""
-        tokens = as_tokens(ids)
+        return self.update_buckets(self.hash_buckets(ids))
+
+    def hash_buckets(self, ids):
+        """[num_hashes, n] bucket indices of ``ids``: what ``update_buckets`` takes. Under
+        ``tf.distribute`` the replicas gather these (strings cannot be all-gathered) and
+        every replica applies the same global update, so the estimates stay identical."""
+        return self._buckets(as_tokens(ids))
+
+    def update_buckets(self, all_buckets):
         step = self.steps.read_value()
-        updates = []
-        for h, buckets in enumerate(tf.unstack(self._buckets(tokens))):
+        gap, last_seen = self.gap.read_value(), self.last_seen.read_value()
+        indices, gaps, seen = [], [], []
+        for h, buckets in enumerate(tf.unstack(all_buckets, num=self.num_hashes)):
             unique, _, counts = tf.unique_with_counts(buckets)
             counts = tf.cast(counts, tf.float32)
             index = tf.stack([tf.fill(tf.shape(unique), tf.cast(h, tf.int64)), unique], axis=1)
-            last = tf.gather_nd(self.last_seen, index)
-            old_gap = tf.gather_nd(self.gap, index)
+            last = tf.gather_nd(last_seen, index)
+            old_gap = tf.gather_nd(gap, index)
             first_gap = step - last
             old_gap = tf.where(last < 0, step + 1.0, old_gap)  # first sighting: the gap since the start
             first_gap = tf.where(last < 0, step + 1.0, first_gap)
             keep = tf.pow(1.0 - self.alpha, counts)
             new_gap = keep * old_gap + self.alpha * tf.pow(1.0 - self.alpha, counts - 1.0) * first_gap
-            updates += [self.gap.scatter_nd_update(index, new_gap),
-                        self.last_seen.scatter_nd_update(index, tf.fill(tf.shape(last), step))]
+            indices.append(index)
+            gaps.append(new_gap)
+            seen.append(tf.fill(tf.shape(last), step))
+        index = tf.concat(indices, axis=0)
+        # whole-array assignments: mirrored variables take no scatter updates in replica context
+        updates = [self.gap.assign(tf.tensor_scatter_nd_update(gap, index, tf.concat(gaps, 0))),
+                   self.last_seen.assign(tf.tensor_scatter_nd_update(last_seen, index, tf.concat(seen, 0)))]
         with tf.control_dependencies(updates):
-            self.examples.assign_add(tf.cast(tf.size(tokens), tf.float32))
+            self.examples.assign_add(tf.cast(tf.shape(all_buckets)[1], tf.float32))
             return self.steps.assign_add(1.0)
 
     def call(self, ids):

@@ -30,6 +30,12 @@ def _log_sum(terms):
     return tf.where(tf.math.is_finite(total), total, tf.zeros_like(total))
 
 
+def _multi_replica_context():
+    """The replica context when running on more than one replica, else None."""
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
+
+
 @keras.utils.register_keras_serializable(package="tt_tf")
 class TwoTowerModel(tfrs.models.Model):
     """A query tower and a candidate tower trained with a temperature-scaled softmax over
@@ -110,9 +116,12 @@ class TwoTowerModel(tfrs.models.Model):
         self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
         # the temperature is applied here, before the logQ correction (see compute_loss)
+        # summed here and divided by the global batch in _retrieval_loss: under tf.distribute
+        # each replica then contributes its share of the global mean (Keras refuses
+        # SUM_OVER_BATCH_SIZE inside a strategy outside compile())
         self.task = tfrs.tasks.Retrieval(
             loss=keras.losses.CategoricalCrossentropy(
-                from_logits=True, reduction=keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
+                from_logits=True, reduction=keras.losses.Reduction.SUM),
             batch_metrics=[keras.metrics.TopKCategoricalAccuracy(k, name=f"in_batch_recall_at_{k}")
                            for k in self.in_batch_metrics_k],
             temperature=None, num_hard_negatives=self.num_hard_negatives,
@@ -131,6 +140,9 @@ class TwoTowerModel(tfrs.models.Model):
         """Query vectors, candidate columns, their ids, log expected counts and score mask."""
         query, positives = self(features, training=training)
         positive_ids = as_tokens(features[self.candidate_id_feature])
+        replicas = _multi_replica_context()
+        if replicas is not None:
+            return self._global_batch_inputs(replicas, query, positives, positive_ids, training)
         if training and hasattr(self.item_frequency, "update"):
             self.item_frequency.update(positive_ids)
         batch = tf.shape(positives)[0]
@@ -165,8 +177,41 @@ class TwoTowerModel(tfrs.models.Model):
         return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
                             trainable_log_counts)
 
+    def _global_batch_inputs(self, replicas, query, positives, positive_ids, training) -> LogitsInputs:
+        """Under ``tf.distribute`` with more than one replica: every replica's rows see the
+        positives of the whole global batch as columns (its own first, so row i's positive
+        stays column i), the logQ term counts the global batch, and a streaming frequency
+        estimator is updated with the global batch on every replica alike."""
+        if any(type(s).__name__ != "InBatchSampler" for s in self.negative_samplers) or self.known_positives:
+            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives "
+                             "only; drop the catalogue/memory samplers and known_positives, or train on one device")
+        batch = tf.shape(positives)[0]
+        sizes = replicas.all_gather(tf.reshape(batch, [1]), axis=0)
+        offset = tf.reduce_sum(sizes[:replicas.replica_id_in_sync_group])
+
+        def local_first(local):
+            every = replicas.all_gather(local, axis=0)
+            return tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
+
+        candidates = local_first(positives)
+        # strings cannot be all-gathered: ids travel as 62-bit hashes (used for equality only)
+        ids = tf.strings.as_string(local_first(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62)))
+        frequency = self.item_frequency
+        if training and hasattr(frequency, "update_buckets"):
+            frequency.update_buckets(replicas.all_gather(frequency.hash_buckets(positive_ids), axis=1))
+        log_counts = None
+        if self.logq_correction:
+            log_p = local_first(tf.cast(frequency(positive_ids), tf.float32))
+            global_batch = tf.reduce_sum(sizes)
+            log_counts = _log_sum([s.log_expected_count(ids, log_p, global_batch, None)
+                                   for s in self.negative_samplers])
+        return LogitsInputs(query, candidates, ids, log_counts, None, None, None)
+
     def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
                         sample_weight=None):
+        replicas = _multi_replica_context()
+        rows = tf.shape(query)[0]
+        global_rows = rows if replicas is None else replicas.all_reduce("sum", rows)
         query = query / self.logits_temperature
         if log_counts is not None:
             # logit = q.c / T - log E[count]: one extra dimension carries the correction
@@ -175,8 +220,9 @@ class TwoTowerModel(tfrs.models.Model):
             # of large catalogues.
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
-        return self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
-                         compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
+        total = self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
+                          compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
+        return total / tf.cast(tf.maximum(global_rows, 1), total.dtype)
 
     def compute_loss(self, features, training=False):
         return self.contrastive_loss(self.logits_inputs(features, training=training))

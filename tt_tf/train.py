@@ -11,6 +11,7 @@ import pandas as pd
 from tt_tf._keras import keras, tf
 from tt_tf.config import TrainConfig
 from tt_tf.catalogue_sampler import CatalogueSampler
+from tt_tf.distribute import make_strategy
 from tt_tf.data import (HISTORY_COLUMN, Columns, build_schema, feature_dict, harmonise_ids, query_frame,
                         require_columns, training_dataset)
 from tt_tf.encoder import Encoder
@@ -211,8 +212,10 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
     schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
                           max_history_length=config.max_history_length, overrides=config.schema_overrides,
                           exclude=config.exclude_columns, share_history_table=config.share_history_table)
-    model = build_model(schema, config, make_item_frequency(config, interactions), interactions, items)
-    model.compile(optimizer=make_optimizer(config))
+    strategy = make_strategy(config.distribute, config.logical_cpus)
+    with strategy.scope():
+        model = build_model(schema, config, make_item_frequency(config, interactions), interactions, items)
+        model.compile(optimizer=make_optimizer(config))
     dataset = training_dataset(interactions, users, items, schema, columns, batch_size=config.batch_size,
                                seed=config.seed, history_mode=history_mode)
     all_callbacks = []
@@ -227,6 +230,8 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode="max", patience=config.early_stopping_patience,
             restore_best_weights=True, verbose=verbose))
+    if config.backup_dir:
+        all_callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
     all_callbacks.extend(callbacks)
     started = time.perf_counter()
     history = model.fit(dataset, epochs=config.epochs, callbacks=all_callbacks, verbose=verbose)
