@@ -1,0 +1,75 @@
+"""Parquet larger than memory: streamed by row group, sharded per worker, and embedded shard by
+shard into the same table as one pass (issue 8)."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tt_tf.data import DataError, build_schema
+from tt_tf.schema import Tags
+from tt_tf.streaming import encode_shard, iter_frames, merge_shards, parquet_dataset, shard_row_groups
+from tt_tf.synthetic import make_synthetic
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    interactions, users, items = make_synthetic(num_users=80, num_items=50, mean_interactions=10, seed=5)
+    frame = interactions.merge(users, on="user_id").merge(items, on="item_id")
+    frame["label"] = (frame.index % 3 == 0).astype(float)
+    path = tmp_path_factory.mktemp("parquet") / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path), row_group_size=97)
+    return path, frame, build_schema(interactions, users, items, use_history=False)
+
+
+def test_shards_are_disjoint_and_cover_every_row(table):
+    path, frame, _ = table
+    groups = pq.ParquetFile(str(path)).num_row_groups
+    assert groups > 3
+    shards = [shard_row_groups(path, 3, i) for i in range(3)]
+    assert sorted(g for s in shards for g in s) == list(range(groups))
+    rows = [pd.concat(list(iter_frames(path, ["user_id", "item_id"], 3, i, read_rows=40))) for i in range(3)]
+    together = pd.concat(rows).sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    expected = frame[["user_id", "item_id"]].sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(together, expected)
+    with pytest.raises(ValueError, match="shard_index"):
+        shard_row_groups(path, 2, 2)
+    with pytest.raises(DataError, match="missing column"):
+        next(iter_frames(path, ["nope"]))
+
+
+def test_reader_holds_one_record_batch_at_a_time(table):
+    path, frame, _ = table
+    sizes = [len(f) for f in iter_frames(path, ["user_id"], read_rows=40)]
+    assert max(sizes) <= 40 and sum(sizes) == len(frame)
+
+
+def test_parquet_dataset_yields_the_towers_features(table):
+    path, frame, schema = table
+    dataset = parquet_dataset(path, schema, batch_size=64, extra_columns=["label"], num_shards=2, shard_index=1,
+                              read_rows=50)
+    batches = list(dataset)
+    first = batches[0]
+    assert set(first) == set(c.name for c in schema if c.is_feature) | {"label"}
+    assert first["user_id"].dtype.name == "int64" and first["label"].dtype.name == "float32"
+    rows = sum(int(b["user_id"].shape[0]) for b in batches)
+    assert rows == sum(len(f) for f in iter_frames(path, ["user_id"], 2, 1))
+
+
+def test_sharded_embedding_equals_one_pass(table):
+    path, frame, schema = table
+    from tt_tf.encoder import Encoder
+    from tt_tf.layers import MLPBlock
+    encoder = Encoder(schema.select_by_tag(Tags.ITEM), MLPBlock([8]))
+    columns = ["item_id", "genres", "year"]
+    one_ids, one_vectors = merge_shards([encode_shard(encoder.encode, path, "item_id", columns)])
+    np.testing.assert_array_equal(one_ids, frame["item_id"].to_numpy())
+    parts = [encode_shard(encoder.encode, path, "item_id", columns, 3, i, read_rows=30) for i in range(3)]
+    ids, vectors = merge_shards(parts)
+    np.testing.assert_array_equal(ids, one_ids)
+    np.testing.assert_allclose(vectors, one_vectors, atol=1e-6)
+    np.testing.assert_allclose(vectors, encoder.encode(frame), atol=1e-6)
+    with pytest.raises(ValueError, match="overlap or miss"):
+        merge_shards(parts[:2])
+    with pytest.raises(ValueError, match="overlap or miss"):
+        merge_shards(parts + parts[:1])
