@@ -26,6 +26,15 @@ def test_import_tt_tf_first_makes_tfrs_usable():
     assert "ok tf_keras" in result.stdout
 
 
+def test_tt_tf_modules_load_after_tfrs_resolved_tf_keras():
+    """A script that imports tt_tf, then TFRS (which resolves tf.keras to tf_keras), then a tt_tf
+    module that checks the Keras mode again must not be refused."""
+    result = run_python("import tt_tf\nimport tensorflow_recommenders\nfrom tt_tf._keras import keras\n"
+                        "from tt_tf.model import TwoTowerModel\nprint(keras.__name__)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith("tf_keras")
+
+
 def test_tensorflow_imported_but_keras_unresolved_still_works():
     result = run_python("import tensorflow as tf\nimport tt_tf\nprint(tf.keras.__name__)")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -38,7 +38,7 @@ def _resolved_keras_version():
 def check_legacy_keras():
     """Raise an ImportError that says how to fix it if tf.keras resolved to Keras 3."""
     version = _resolved_keras_version()
-    if version is not None and not version.startswith("2."):
+    if version is not None and not version.startswith("2"):  # "2.x" or "2 (tf_keras)"
         raise ImportError(_FIX.format(version=version))
 
 
