@@ -220,6 +220,9 @@ class TwoTowerModel(tfrs.models.Model):
             # of large catalogues.
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
+        if ids is not None and ids.dtype == tf.string:
+            # TFRS compares ids pairwise (rows x columns): 64-bit hashes compare far cheaper than strings
+            ids = tf.strings.to_hash_bucket_fast(ids, 2 ** 62)
         total = self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
                           compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
         return total / tf.cast(tf.maximum(global_rows, 1), total.dtype)

@@ -24,7 +24,7 @@ def test_environment_wins_over_properties(tmp_path):
 
 
 @pytest.mark.parametrize("environ,message", [
-    ({"TT_TF_MODEL_TYPE": "ranking"}, "predictor.model.type must be 'similarity'"),
+    ({"TT_TF_MODEL_TYPE": "ranking"}, "predictor.model.type must be one of"),
     ({"TT_TF_SIMILARITY": "euclid"}, "similarity must be"),
     ({"TT_TF_EXPLORE_EPSILON": "1.5"}, "explore_epsilon"),
     ({"TT_TF_EXPLORE_EPSILON": "lots"}, "TT_TF_EXPLORE_EPSILON|explore_epsilon"),
