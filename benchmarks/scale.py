@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tt_tf  # noqa: E402,F401
+import tt_tf  # noqa: E402,F401  (Keras mode before TFRS)
 import tensorflow_recommenders as tfrs  # noqa: E402
 from tt_tf._keras import keras, tf  # noqa: E402
 from tt_tf.frequency import StaticItemFrequency  # noqa: E402

@@ -117,7 +117,7 @@ def cmd_evaluate(args):
     ks = [int(k) for k in args.ks.split(",")]
     bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
     test = _read(args.test, "test")
-    from tt_tf.data import harmonise_ids, require_columns
+    from tt_tf.data import require_columns
     cols = bundle.columns
     require_columns(test, [cols.user_id, cols.item_id], "test")
     known = None if args.unmasked else history
