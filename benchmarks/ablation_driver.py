@@ -41,41 +41,52 @@ def run_one(split_dir: Path, variant: str, overrides: dict, seed: int) -> dict:
             "config": overrides}
 
 
-def summarise(runs: list) -> dict:
+def summarise(runs: list, metrics=METRICS) -> dict:
+    """Mean and standard deviation of each metric per variant, over the seeds that have it."""
     summary = {}
     for variant in dict.fromkeys(r["variant"] for r in runs):
         mine = [r for r in runs if r["variant"] == variant]
         summary[variant] = {"seeds": len(mine)}
-        for key in METRICS:
-            values = [r[key] for r in mine]
-            summary[variant][key] = {"mean": statistics.mean(values),
-                                     "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        for key in metrics:
+            values = [r[key] for r in mine if r.get(key) is not None]
+            if values:
+                summary[variant][key] = {"mean": statistics.mean(values),
+                                         "std": statistics.stdev(values) if len(values) > 1 else 0.0}
     return summary
 
 
-def main(variants: dict, description: str, script: str, out_name: str):
+def run_ablation(variants: dict, description: str, script: str, out_name: str, run, metrics=METRICS,
+                 context=None):
+    """The command line of an ablation: ``run(variant, spec, seed)`` returns one result row;
+    seeds outermost, so a cut-short run still covers every variant; results are written after
+    every run and ``--resume`` keeps them."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(variants), choices=list(variants))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / out_name))
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --out")
     args = parser.parse_args()
-    split_dir = find_shared_data(ROOT) / "ml-100k-splits" / "loo"
     runs = json.loads(Path(args.out).read_text())["runs"] if args.resume and Path(args.out).exists() else []
-    for seed in args.seeds:  # seeds outermost: a cut-short run still covers every variant
+    for seed in args.seeds:
         for variant in args.variants:
             if any(r["variant"] == variant and r["seed"] == seed for r in runs):
                 continue
-            runs.append(run_one(split_dir, variant, variants[variant], seed))
+            runs.append(run(variant, variants[variant], seed))
             last = runs[-1]
-            print(f"{variant} seed {seed}: recall@10 {last['recall@10']:.4f} recall@100 {last['recall@100']:.4f} "
-                  f"coverage@10 {last['coverage@10']:.3f} tail {last['long_tail_share@10']:.3f} "
-                  f"{last['seconds_per_epoch']:.1f} s/epoch x {last['epochs']}", flush=True)
-            report = {"command": f"python benchmarks/{script}", "split": "loo (masked)",
+            print(f"{variant} seed {seed}: " + " ".join(f"{k} {last[k]:.4f}" for k in metrics if k in last),
+                  flush=True)
+            report = {"command": f"python benchmarks/{script}", **(context or {}),
                       "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                       "complete": all(any(r["variant"] == v and r["seed"] == s for r in runs)
                                       for v in args.variants for s in args.seeds),
-                      "summary": summarise(runs), "runs": runs}
+                      "summary": summarise(runs, metrics), "runs": runs}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
+
+
+def main(variants: dict, description: str, script: str, out_name: str):
+    """An ablation of TrainConfig changes on MovieLens 100K loo."""
+    def run(variant, overrides, seed):
+        return run_one(find_shared_data(ROOT) / "ml-100k-splits" / "loo", variant, overrides, seed)
+    run_ablation(variants, description, script, out_name, run, METRICS, {"split": "loo (masked)"})

@@ -18,19 +18,16 @@ truth:
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tt_tf.alignment import LightRanker, ValueDebiaser  # noqa: E402
 from tt_tf.alignment.experiment import SOFT_LABELS, TASK_WEIGHTS, alignment_experiment  # noqa: E402
+from ablation_driver import run_ablation  # noqa: E402
 
 
 def _ranker(soft=False):
@@ -55,8 +52,8 @@ METRICS = ["recall@10", "value@10", "ranker_overlap@10", "rerank_value@10", "rer
            "ranker_agreement", "position_error", "seconds"]
 
 
-def run_one(variant: str, seed: int) -> dict:
-    spec = dict(VARIANTS[variant])
+def run_one(variant: str, spec: dict, seed: int) -> dict:
+    spec = dict(spec)
     rows = spec.pop("rows", "all")
     metrics, _ = alignment_experiment({k: (v() if callable(v) else v) for k, v in spec.items()}, seed=seed,
                                       rows=rows)
@@ -64,45 +61,6 @@ def run_one(variant: str, seed: int) -> dict:
             "config": {k: v for k, v in VARIANTS[variant].items() if not callable(v)}}
 
 
-def summarise(runs: list) -> dict:
-    summary = {}
-    for variant in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == variant]
-        summary[variant] = {"seeds": len(mine)}
-        for key in METRICS:
-            values = [r[key] for r in mine if r.get(key) is not None]
-            if values:
-                summary[variant][key] = {"mean": statistics.mean(values),
-                                         "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-    return summary
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "alignment_synthetic.json"))
-    parser.add_argument("--resume", action="store_true", help="keep the runs already in --out")
-    args = parser.parse_args()
-    runs = json.loads(Path(args.out).read_text())["runs"] if args.resume and Path(args.out).exists() else []
-    for seed in args.seeds:
-        for variant in args.variants:
-            if any(r["variant"] == variant and r["seed"] == seed for r in runs):
-                continue
-            runs.append(run_one(variant, seed))
-            last = runs[-1]
-            print(f"{variant} seed {seed}: " + " ".join(f"{k} {last[k]:.4f}" for k in METRICS if k in last),
-                  flush=True)
-            report = {"command": "python benchmarks/alignment_synthetic.py",
-                      "data": "make_alignment_data(num_users=800, num_items=500, sessions_per_user=10)",
-                      "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                      "complete": all(any(r["variant"] == v and r["seed"] == s for r in runs)
-                                      for v in args.variants for s in args.seeds),
-                      "summary": summarise(runs), "runs": runs}
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    run_ablation(VARIANTS, __doc__, "alignment_synthetic.py", "alignment_synthetic.json", run_one, METRICS,
+                 {"data": "make_alignment_data(num_users=800, num_items=500, sessions_per_user=10)"})

@@ -9,7 +9,7 @@ from tt_tf._keras import keras, tf
 from tt_tf.encoder import Encoder
 from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
 from tt_tf.layers.input_block import as_tokens
-from tt_tf.samplers import Negatives, resolve_samplers
+from tt_tf.samplers import InBatchSampler, Negatives, resolve_samplers
 from tt_tf.schema import Tags
 
 
@@ -182,7 +182,7 @@ class TwoTowerModel(tfrs.models.Model):
         positives of the whole global batch as columns (its own first, so row i's positive
         stays column i), the logQ term counts the global batch, and a streaming frequency
         estimator is updated with the global batch on every replica alike."""
-        if any(type(s).__name__ != "InBatchSampler" for s in self.negative_samplers) or self.known_positives:
+        if not all(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
             raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives "
                              "only; drop the catalogue/memory samplers and known_positives, or train on one device")
         batch = tf.shape(positives)[0]

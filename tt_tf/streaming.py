@@ -30,6 +30,12 @@ def shard_row_groups(path, num_shards: int = 1, shard_index: int = 0) -> list:
 
 def iter_frames(path, columns=None, num_shards: int = 1, shard_index: int = 0, read_rows: int = 65_536):
     """DataFrames of at most ``read_rows`` rows from this shard's row groups, in file order."""
+    for _, frame in _shard_frames(path, columns, num_shards, shard_index, read_rows):
+        yield frame
+
+
+def _shard_frames(path, columns, num_shards, shard_index, read_rows):
+    """``(position of the first row in the file, DataFrame)`` per record batch of the shard."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"parquet file not found: {path}")
@@ -37,11 +43,13 @@ def iter_frames(path, columns=None, num_shards: int = 1, shard_index: int = 0, r
     missing = [c for c in (columns or []) if c not in parquet.schema_arrow.names]
     if missing:
         raise DataError(f"{path.name} is missing column(s) {missing}; it has {parquet.schema_arrow.names}")
-    groups = shard_row_groups(path, num_shards, shard_index)
-    if not groups:
-        return
-    for batch in parquet.iter_batches(batch_size=read_rows, row_groups=groups, columns=columns):
-        yield batch.to_pandas()
+    starts = np.concatenate([[0], np.cumsum([parquet.metadata.row_group(g).num_rows
+                                             for g in range(parquet.num_row_groups)])])
+    for group in shard_row_groups(path, num_shards, shard_index):
+        position = int(starts[group])
+        for batch in parquet.iter_batches(batch_size=read_rows, row_groups=[group], columns=columns):
+            yield position, batch.to_pandas()
+            position += batch.num_rows
 
 
 def parquet_dataset(path, schema: Schema, batch_size: int = 1024, extra_columns=(), num_shards: int = 1,
@@ -82,18 +90,11 @@ def encode_shard(encode, path, id_column: str, columns=None, num_shards: int = 1
     """What one worker contributes to an embedding table: ``(positions, ids, vectors)`` of its
     row groups, ``positions`` being each row's index in the file. ``encode(frame)`` returns the
     vectors of a DataFrame (``Encoder.encode``, or ``encode_with_signature`` over a loaded tower)."""
-    parquet = pq.ParquetFile(str(path))
-    starts = np.concatenate([[0], np.cumsum([parquet.metadata.row_group(g).num_rows
-                                             for g in range(parquet.num_row_groups)])])
     positions, ids, parts = [], [], []
-    for group in shard_row_groups(path, num_shards, shard_index):
-        offset = int(starts[group])
-        for batch in parquet.iter_batches(batch_size=read_rows, row_groups=[group], columns=columns):
-            frame = batch.to_pandas()
-            positions.append(np.arange(offset, offset + len(frame)))
-            offset += len(frame)
-            ids.extend(frame[id_column].tolist())
-            parts.append(np.asarray(encode(frame), np.float32))
+    for position, frame in _shard_frames(path, columns, num_shards, shard_index, read_rows):
+        positions.append(np.arange(position, position + len(frame)))
+        ids.extend(frame[id_column].tolist())
+        parts.append(np.asarray(encode(frame), np.float32))
     if not parts:
         return np.zeros(0, np.int64), np.asarray([], dtype=object), None
     return np.concatenate(positions), np.asarray(ids), np.concatenate(parts)

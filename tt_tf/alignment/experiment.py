@@ -56,8 +56,9 @@ def alignment_experiment(model_kwargs: dict | None = None, seed: int = 0, rows: 
     train = impressions[impressions.session < train_sessions].reset_index(drop=True)
     test = impressions[impressions.session >= train_sessions].reset_index(drop=True)
     set_seed(seed)
+    # mean-pooled history: the attention encoder needs more than these few epochs to pay here
     config = config or TrainConfig(query_dimensions=[64, 32], candidate_dimensions=[64, 32], id_embedding_dim=32,
-                                   logq_correction=False, logits_temperature=0.2, seed=seed)
+                                   logq_correction=False, logits_temperature=0.2, history_encoder="mean", seed=seed)
     schema = build_schema(train, users, items)
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         if model_kwargs.get("reward_model") == "known":
