@@ -212,6 +212,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
+    parser.add_argument("--parts", nargs="+", default=["training", "search", "hnsw"],
+                        choices=["training", "search", "hnsw"], help="re-measure these parts, keep the others in --out")
     args = parser.parse_args()
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -220,13 +222,17 @@ def main():
     else:
         items, batches, steps = [10_000, 100_000, 1_000_000], [256, 1024, 4096], 15
         search_items, hnsw_items = [10_000, 100_000, 1_000_000], 100_000
-    report = {"command": "python benchmarks/scale.py" + (" --quick" if args.quick else ""),
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    report = {**previous, "command": "python benchmarks/scale.py" + (" --quick" if args.quick else ""),
               "device": device_name(), "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "mixed_precision": args.mixed_precision,
-              "training": training_curves(items, batches, steps),
-              "tfrs_tutorial": tfrs_tutorial_row(items[0], batches[-1] if args.quick else 1024, max(steps // 3, 3)),
-              "exact_search": exact_search_curve(search_items),
-              "hnsw": hnsw_curve(hnsw_items, [16, 32, 64, 128, 256])}
+              "mixed_precision": args.mixed_precision}
+    if "training" in args.parts:
+        report["training"] = training_curves(items, batches, steps)
+        report["tfrs_tutorial"] = tfrs_tutorial_row(items[0], batches[-1] if args.quick else 1024, max(steps // 3, 3))
+    if "search" in args.parts:
+        report["exact_search"] = exact_search_curve(search_items)
+    if "hnsw" in args.parts:
+        report["hnsw"] = hnsw_curve(hnsw_items, [16, 32, 64, 128, 256])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")

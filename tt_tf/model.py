@@ -125,7 +125,7 @@ class TwoTowerModel(tfrs.models.Model):
             batch_metrics=[keras.metrics.TopKCategoricalAccuracy(k, name=f"in_batch_recall_at_{k}")
                            for k in self.in_batch_metrics_k],
             temperature=None, num_hard_negatives=self.num_hard_negatives,
-            remove_accidental_hits=self.downscore_false_negatives)
+            remove_accidental_hits=False)  # done in _retrieval_loss as one boolean mask
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)
@@ -220,10 +220,15 @@ class TwoTowerModel(tfrs.models.Model):
             # of large catalogues.
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
-        if ids is not None and ids.dtype == tf.string:
-            # TFRS compares ids pairwise (rows x columns): 64-bit hashes compare far cheaper than strings
-            ids = tf.strings.to_hash_bucket_fast(ids, 2 ** 62)
-        total = self.task(query, candidates, candidate_ids=ids, score_mask=mask, compute_metrics=False,
+        if self.downscore_false_negatives:
+            # a column holding row i's positive id (other than column i) is out of row i's
+            # softmax. One boolean mask, merged with the others: TFRS's own removal makes
+            # several float passes over the rows x columns scores and compares string ids.
+            hashed = tf.strings.to_hash_bucket_fast(ids, 2 ** 62) if ids.dtype == tf.string else ids
+            keep = tf.logical_or(tf.not_equal(hashed[:rows, None], hashed[None, :]),
+                                 tf.cast(tf.eye(rows, tf.shape(hashed)[0]), tf.bool))
+            mask = keep if mask is None else tf.logical_and(mask, keep)
+        total = self.task(query, candidates, score_mask=mask, compute_metrics=False,
                           compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
         return total / tf.cast(tf.maximum(global_rows, 1), total.dtype)
 
