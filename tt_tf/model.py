@@ -115,10 +115,10 @@ class TwoTowerModel(tfrs.models.Model):
         self.known_positives = known_positives
         self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
-        # the temperature is applied here, before the logQ correction (see compute_loss)
-        # summed here and divided by the global batch in _retrieval_loss: under tf.distribute
-        # each replica then contributes its share of the global mean (Keras refuses
-        # SUM_OVER_BATCH_SIZE inside a strategy outside compile())
+        # The temperature, the logQ correction and the same-id mask are applied in
+        # _retrieval_loss. The loss is summed here and divided by the global batch there: under
+        # tf.distribute each replica then contributes its share of the global mean (Keras
+        # refuses SUM_OVER_BATCH_SIZE inside a strategy outside compile()).
         self.task = tfrs.tasks.Retrieval(
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, reduction=keras.losses.Reduction.SUM),
@@ -194,8 +194,9 @@ class TwoTowerModel(tfrs.models.Model):
             return tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
 
         candidates = local_first(positives)
-        # strings cannot be all-gathered: ids travel as 62-bit hashes (used for equality only)
-        ids = tf.strings.as_string(local_first(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62)))
+        # strings cannot be all-gathered: ids travel as the same 62-bit hashes the same-id
+        # mask compares (they serve equality only; frequencies are looked up locally)
+        ids = local_first(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62))
         frequency = self.item_frequency
         if training and hasattr(frequency, "update_buckets"):
             frequency.update_buckets(replicas.all_gather(frequency.hash_buckets(positive_ids), axis=1))
