@@ -87,3 +87,20 @@ def test_example_config_is_valid_and_matches_defaults():
     defaults = TrainConfig().to_dict()
     differing = {k for k, v in config.to_dict().items() if defaults[k] != v}
     assert differing == {"exclude_columns"}
+
+
+def test_history_encoder_auto_follows_the_history_mode():
+    from tt_tf.config import TrainConfig
+    from tt_tf.train import build_towers, resolve_history_encoder
+    assert resolve_history_encoder(TrainConfig(), "before") == "attention"
+    assert resolve_history_encoder(TrainConfig(), "all") == "mean"
+    assert resolve_history_encoder(TrainConfig(history_encoder="mean"), "before") == "mean"
+    assert resolve_history_encoder(TrainConfig(history_encoder="attention"), "all") == "attention"
+    with pytest.raises(ValueError, match="history_encoder"):
+        TrainConfig(history_encoder="lstm")
+    interactions = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [5, 6, 5], "timestamp": [1, 2, 3]})
+    schema = build_schema(interactions, None, None)
+    for choice, attends in (("mean", False), ("attention", True)):
+        query, _ = build_towers(schema, TrainConfig(history_encoder=choice, query_dimensions=[8],
+                                                    candidate_dimensions=[8]))
+        assert (query.input_block.history_encoder is not None) == attends

@@ -52,6 +52,8 @@ def train_run(interactions, users, items, valid, config, out, verbose=1, run_inf
     metrics = {"train_seconds": round(result.train_seconds, 2), "epochs": result.epochs_run,
                "best_epoch": result.best_epoch,
                "history_mode": result.history_mode, "examples_per_second": round(result.examples_per_second, 1),
+               "history_encoder": "attention" if getattr(result.model.query_tower.input_block, "history_encoder",
+                                                          None) is not None else "mean",
                "training_curves": {name: [float(v) for v in values] for name, values in result.history.items()}}
     if valid is not None:
         valid_users = valid[columns.user_id].unique()

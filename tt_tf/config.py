@@ -36,8 +36,9 @@ class TrainConfig:
     continuous_encoding: str = "bucketize"
     list_dropout: float = 0.0
     embeddings_l2: float = 0.0
-    # history encoder: mean (pooled) or attention (mean + masked self-attention, HistoryEncoder)
-    history_encoder: str = "attention"
+    # history encoder: mean (pooled), attention (mean + masked self-attention, HistoryEncoder) or
+    # auto: attention when the history is ordered in time (history_mode before), mean otherwise
+    history_encoder: str = "auto"
     history_attention_length: Optional[int] = 20  # newest items the attention sees
     history_num_heads: int = 2
     history_num_layers: int = 1
@@ -91,7 +92,7 @@ class TrainConfig:
             "item_frequency": self.item_frequency in ("static", "streaming"),
             "negative_samplers": isinstance(self.negative_samplers, (list, str)) and bool(self.negative_samplers),
             "num_hard_negatives": self.num_hard_negatives is None or int(self.num_hard_negatives) >= 1,
-            "history_encoder": self.history_encoder in ("mean", "attention"),
+            "history_encoder": self.history_encoder in ("auto", "mean", "attention"),
             "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
             "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
