@@ -22,7 +22,7 @@ def load(name):
 def foundation(report, before=None) -> list:
     lines = ["## Foundation: ML-100K, `tt-tf train` defaults (issue 2)", ""]
     if before is not None:
-        lines += ["Before the attention history encoder became the default (issue 6), the same command with a "
+        lines += ["Before `history_encoder: auto` (issue 6: attention over the newest items on temporal splits), the same command with a "
                   "mean-pooled history gave " + "; ".join(
                       f"{split} recall@10 {s['recall@10']['mean']:.4f} ± {s['recall@10']['std']:.4f}"
                       for split, s in before["summary"].items())
@@ -225,7 +225,9 @@ def scale(report) -> list:
     lines += [f"Command: `{report['command']}`; device: **{report['device']}** ({report['machine']['cpus']} CPUs; "
               f"mixed precision {'on' if report['mixed_precision'] else 'off'}). No GPU was lent to this task, so "
               "there are no GPU rows. Synthetic Zipf(0.8) interactions, 50,000 users; towers: id embedding (64) → "
-              "Dense 256 relu → Dense 64, identical for both libraries.", "",
+              "Dense 256 relu → Dense 64, identical for both libraries. The training rows were re-measured "
+              "alone (`--parts training`) after the same-id mask change; the search and HNSW rows were measured "
+              "while an ML-100K run shared the 2 cores.", "",
               "Training throughput (examples/s, median of 3 timed epochs of 15 steps after 3 warm-up steps; tt_tf: "
               "in-batch softmax + logQ + same-id masking + in-batch recall metrics; TFRS: `tasks.Retrieval` "
               "without metrics):", "",
