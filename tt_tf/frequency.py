@@ -138,7 +138,7 @@ class StreamingItemFrequency(keras.layers.Layer):
             return self.steps.assign_add(1.0)
 
     def call(self, ids):
-        buckets = self._buckets(as_tokens(ids))
+        buckets = self.hash_buckets(ids)
         gaps = tf.stack([tf.gather(self.gap[h], buckets[h]) for h in range(self.num_hashes)])
         gap = tf.reduce_max(gaps, axis=0)
         gap = tf.where(gap > 0, gap, self.steps + 1.0)

@@ -48,10 +48,10 @@ def retrieve(body: RetrieveRequest, service: Service = Depends(get_service)) -> 
     if not body.rerank:
         return {"run_id": run.run_id, "index": index, "user_vector_source": source,
                 "items": [{"item_id": run.item_ids[r], "score": s} for r, s in pairs]}
-    values, probabilities = run.rerank(vector, np.array([r for r, _ in pairs], np.int64)) if pairs \
-        else (np.zeros(0), np.zeros((0, len(run.light_ranker.tasks))))
-    order = np.argsort(-values, kind="stable")[:body.k]
     tasks = run.light_ranker.tasks
+    values, probabilities = run.rerank(vector, np.array([r for r, _ in pairs], np.int64)) if pairs \
+        else (np.zeros(0), np.zeros((0, len(tasks))))
+    order = np.argsort(-values, kind="stable")[:body.k]
     return {"run_id": run.run_id, "index": index, "user_vector_source": source, "reranked_from": len(pairs),
             "items": [{"item_id": run.item_ids[pairs[i][0]], "score": pairs[i][1], "value": float(values[i]),
                        "task_probabilities": dict(zip(tasks, map(float, probabilities[i])))} for i in order]}
