@@ -18,11 +18,33 @@ class Ranked:
     eligible: int
 
 
-def eligible_offers(run, white_list) -> list:
-    """Campaign offers the customer may get: all of them, or those whose name or id is on the
-    (case-insensitive) whitelist."""
+@dataclasses.dataclass(frozen=True)
+class OfferSet:
+    """Eligible offers split once into those with a vector (``scorable``, their item ``rows``
+    and ``margins`` = price - cost) and those without (``skipped``, cold start)."""
+    scorable: list
+    rows: np.ndarray
+    margins: np.ndarray
+    skipped: list
+
+    def __len__(self) -> int:
+        return len(self.scorable) + len(self.skipped)
+
+
+def offer_set(run, offers) -> OfferSet:
+    scorable = [o for o in offers if o in run.row_of]
+    rows = np.fromiter((run.row_of[o] for o in scorable), dtype=np.int64, count=len(scorable))
+    margins = np.array([_number(run.offer_info.get(o, {}), "price") - _number(run.offer_info.get(o, {}), "cost")
+                        for o in scorable], np.float32)
+    return OfferSet(scorable, rows, margins, [o for o in offers if o not in run.row_of])
+
+
+def eligible_offers(run, white_list) -> OfferSet:
+    """Campaign offers the customer may get: all of them (split once per run, since that
+    costs a dict lookup per offer), or those whose name or id is on the (case-insensitive)
+    whitelist."""
     if white_list is None:
-        return list(run.campaign_offers)
+        return run.campaign_set
     allowed = []
     seen = set()
     for name in white_list:
@@ -30,7 +52,7 @@ def eligible_offers(run, white_list) -> list:
             if offer not in seen:
                 seen.add(offer)
                 allowed.append(offer)
-    return allowed
+    return offer_set(run, allowed)
 
 
 def _number(info: dict, name: str) -> float:
@@ -42,7 +64,7 @@ def _number(info: dict, name: str) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def rank_offers(run, user_vector, offers: list, number: int, value_sort: bool = False,
+def rank_offers(run, user_vector, offers, number: int, value_sort: bool = False,
                 epsilon: float = 0.0, rng: np.random.Generator | None = None,
                 rerank_retrieved: int | None = None) -> Ranked:
     """Score ``offers`` (skipping those without a vector), take the best ``number``.
@@ -52,21 +74,18 @@ def rank_offers(run, user_vector, offers: list, number: int, value_sort: bool = 
     With probability ``epsilon`` the offers are a uniform random draw from the scorable
     eligible set instead (``explore=1``); their scores are still the model's.
     """
-    scorable = [o for o in offers if o in run.row_of]
-    skipped = [o for o in offers if o not in run.row_of]
+    offers = offers if isinstance(offers, OfferSet) else offer_set(run, offers)
+    scorable, rows, margins, skipped = offers.scorable, offers.rows, offers.margins, offers.skipped
     if not scorable or number <= 0:
         return Ranked([], 0, skipped, len(offers))
-    rows = np.fromiter((run.row_of[o] for o in scorable), dtype=np.int64, count=len(scorable))
     scores = run.scores(user_vector, rows)
     if rerank_retrieved:
         kept = exact_top_k(scores, min(max(int(rerank_retrieved), number), len(scorable)))
-        scorable, rows, scores = [scorable[i] for i in kept], rows[kept], scores[kept]
+        scorable, rows, scores, margins = [scorable[i] for i in kept], rows[kept], scores[kept], margins[kept]
         ranking_scores = run.rerank(user_vector, rows)[0].astype(np.float32)
     else:
         ranking_scores = scores
-    margin = np.array([_number(run.offer_info[o], "price") - _number(run.offer_info[o], "cost") for o in scorable],
-                      np.float32) if value_sort else None
-    modified = ranking_scores * margin if value_sort else ranking_scores
+    modified = ranking_scores * margins if value_sort else ranking_scores
     count = min(number, len(scorable))
     explore = 0
     rng = rng if rng is not None else np.random.default_rng()

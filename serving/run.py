@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from serving.ranking import offer_set
 from tt_tf.export import LIGHT_RANKER, OUTPUT_NAME, QUERY_TOWER, load_manifest, rows_to_signature_inputs, \
     saved_tower_inputs, verify_bundle
 from tt_tf.stores.base import Store, StoreError
@@ -35,10 +36,12 @@ def _inside(path: Path, roots) -> bool:
 
 
 class LiveQueryTower:
-    """The exported query tower, shared by concurrent requests through a micro-batcher: the
-    requests that arrive while the tower is busy go through it together in one call, so a
-    burst of N live requests costs about one tower call instead of N (a call of 1 row and of 8
-    rows take about the same time). An idle tower adds no waiting."""
+    """The exported query tower, shared by concurrent requests through a micro-batcher without
+    a thread of its own: a request that finds the tower idle calls it at once in its own
+    thread (no hand-off, which measured about 0.6 ms), and the requests that arrive while it
+    is busy queue up and go through together in the next call, made by whichever of them
+    takes the lock. A burst of N live requests then costs about one tower call instead of N
+    (a call of 1 row and of 8 rows take about the same time)."""
 
     def __init__(self, run_dir: Path, max_batch: int = 64):
         self.run_dir = run_dir
@@ -46,52 +49,50 @@ class LiveQueryTower:
         self.signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
         self.inputs = saved_tower_inputs(self.signature)
         self.max_batch = int(max_batch)
-        self._queue: queue.Queue = queue.Queue()
-        self._closed = threading.Event()
-        self._worker = threading.Thread(target=self._serve, name="query-tower-batcher", daemon=True)
-        self._worker.start()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._busy = threading.Lock()
 
     def embed_many(self, rows: list) -> np.ndarray:
         vectors = self.signature(**rows_to_signature_inputs(rows, self.inputs))[OUTPUT_NAME].numpy()
         return vectors.astype(np.float32)
 
     def embed(self, features: dict) -> np.ndarray:
-        if self._closed.is_set():
-            vector = self.embed_many([features])[0]
-        else:
-            done = Future()
-            self._queue.put((features, done))
-            vector = done.result()
+        done = Future()
+        self._queue.put((features, done))
+        self._drain()
+        vector = done.result()
         if not np.isfinite(vector).all():
             raise ValueError("the query tower returned a non-finite vector for these features")
         return vector
 
-    def _serve(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
+    def _drain(self) -> None:
+        """Run queued requests in batches while the lock is free. A request queued while
+        another thread holds the lock is safe to leave: that thread looks at the queue again
+        after releasing it, and every request is queued before its thread tries the lock."""
+        while not self._queue.empty():
+            if not self._busy.acquire(blocking=False):
                 return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
             try:
-                vectors = self.embed_many([features for features, _ in batch])
-                for (_, done), vector in zip(batch, vectors):
-                    done.set_result(vector)
-            except Exception as error:  # every waiting request gets the error, none hangs
-                for _, done in batch:
-                    done.set_exception(error)
+                batch = []
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                self._run_batch(batch)
+            finally:
+                self._busy.release()
 
-    def close(self) -> None:
-        self._closed.set()
-        self._queue.put(None)
+    def _run_batch(self, batch: list) -> None:
+        try:
+            vectors = self.embed_many([features for features, _ in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            # one request's bad features must not fail the others it was batched with
+            for item in batch:
+                self._run_batch([item])
+            return
+        for (_, done), vector in zip(batch, vectors):
+            done.set_result(vector)
 
 
 class LightRankerScorer:
@@ -146,7 +147,8 @@ class LoadedRun:
             name = str(self.offer_info[offer].get("offer_name", offer)).lower()
             self.by_name.setdefault(name, []).append(offer)
             self.by_name.setdefault(offer.lower(), []).append(offer)
-        self.cold_start = [o for o in self.campaign_offers if o not in self.row_of]
+        self.campaign_set = offer_set(self, self.campaign_offers)
+        self.cold_start = self.campaign_set.skipped
         bundle = self._verified_bundle(model_roots)
         self.query_tower = LiveQueryTower(bundle) if live_user_tower and bundle is not None \
             and (bundle / QUERY_TOWER).exists() else None
@@ -211,10 +213,6 @@ class LoadedRun:
         if self.similarity == "cosine":
             user_vector = _normalise(user_vector)
         return self.item_matrix[rows] @ user_vector
-
-    def close(self) -> None:
-        if self.query_tower is not None:
-            self.query_tower.close()
 
     def warm(self, defaults: dict) -> None:
         """One dummy request through every path a real one takes."""

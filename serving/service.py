@@ -82,7 +82,6 @@ class Service:
             run = LoadedRun(self.store, record, self.settings.similarity, self.settings.model_roots,
                             self.settings.live_user_tower, self.offers)
             if self.settings.model_type == "light_ranker" and run.light_ranker is None:
-                run.close()
                 raise RunLoadError(f"model type light_ranker needs a bundle with a light ranker; run "
                                    f"{record['run_id']} has none (or its bundle is not under model_roots)")
             run.warm(self.settings.default_features)
@@ -95,8 +94,8 @@ class Service:
             run.ann_index = HnswIndex(run.item_matrix, self.settings.hnsw_m, self.settings.hnsw_ef_search)
         with self._swap_lock:
             previous, self._run = self._run, run
-        if previous is not None:
-            previous.close()  # requests still on it fall back to unbatched tower calls
+        # requests still on the previous run finish on it (nothing to close: its tower has
+        # no thread of its own); it is freed with the last reference
         self.last_load_error = None
         self.ready_at = self.ready_at or time.time()
         self.metrics.inc("tt_tf_reloads_total", outcome="loaded")
@@ -127,8 +126,6 @@ class Service:
             self._poller.join(5)
         self.invocation_log.close()
         self.response_log.close()
-        if self._run is not None:
-            self._run.close()
         self.store.close()
 
     # helpers for routers ------------------------------------------------------------------------

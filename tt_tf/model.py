@@ -1,4 +1,4 @@
-"""TwoTowerModel: contrastive retrieval on top of ``tfrs.tasks.Retrieval``."""
+"""TwoTowerModel: contrastive retrieval on ``tfrs.models.Model`` (loss in ``tt_tf.contrastive``)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -6,6 +6,7 @@ from typing import NamedTuple
 import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
+from tt_tf.contrastive import contrastive_rows, excluded_columns
 from tt_tf.encoder import Encoder
 from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
 from tt_tf.layers.input_block import as_tokens
@@ -115,17 +116,8 @@ class TwoTowerModel(tfrs.models.Model):
         self.known_positives = known_positives
         self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
-        # The temperature, the logQ correction and the same-id mask are applied in
-        # _retrieval_loss. The loss is summed here and divided by the global batch there: under
-        # tf.distribute each replica then contributes its share of the global mean (Keras
-        # refuses SUM_OVER_BATCH_SIZE inside a strategy outside compile()).
-        self.task = tfrs.tasks.Retrieval(
-            loss=keras.losses.CategoricalCrossentropy(
-                from_logits=True, reduction=keras.losses.Reduction.SUM),
-            batch_metrics=[keras.metrics.TopKCategoricalAccuracy(k, name=f"in_batch_recall_at_{k}")
-                           for k in self.in_batch_metrics_k],
-            temperature=None, num_hard_negatives=self.num_hard_negatives,
-            remove_accidental_hits=False)  # done in _retrieval_loss as one boolean mask
+        # One Mean per K: the in-batch recall shown during fit (tracked as the model's metrics)
+        self.in_batch_recall = [keras.metrics.Mean(name=f"in_batch_recall_at_{k}") for k in self.in_batch_metrics_k]
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)
@@ -210,28 +202,31 @@ class TwoTowerModel(tfrs.models.Model):
 
     def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
                         sample_weight=None):
+        """Sum of the rows' cross-entropies divided by the global batch: under tf.distribute
+        each replica contributes its share of the global mean (Keras refuses
+        SUM_OVER_BATCH_SIZE inside a strategy outside compile()); on one device, the mean.
+        Computed by ``tt_tf.contrastive`` rather than ``tfrs.tasks.Retrieval``: the same loss
+        in fewer passes over the scores (measured in BENCHMARKS.md, cost curves)."""
         replicas = _multi_replica_context()
         rows = tf.shape(query)[0]
         global_rows = rows if replicas is None else replicas.all_reduce("sum", rows)
         query = query / self.logits_temperature
         if log_counts is not None:
             # logit = q.c / T - log E[count]: one extra dimension carries the correction
-            # ([q / T, 1] . [c, -log E]) because TFRS's own correction clips probabilities
-            # to [1e-6, 1], which would flatten mixture counts above 1 and the rare items
-            # of large catalogues.
+            # ([q / T, 1] . [c, -log E]), so it costs no extra pass over the scores
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
-        if self.downscore_false_negatives:
-            # a column holding row i's positive id (other than column i) is out of row i's
-            # softmax. One boolean mask, merged with the others: TFRS's own removal makes
-            # several float passes over the rows x columns scores and compares string ids.
-            hashed = tf.strings.to_hash_bucket_fast(ids, 2 ** 62) if ids.dtype == tf.string else ids
-            keep = tf.logical_or(tf.not_equal(hashed[:rows, None], hashed[None, :]),
-                                 tf.cast(tf.eye(rows, tf.shape(hashed)[0]), tf.bool))
-            mask = keep if mask is None else tf.logical_and(mask, keep)
-        total = self.task(query, candidates, score_mask=mask, compute_metrics=False,
-                          compute_batch_metrics=compute_batch_metrics, sample_weight=sample_weight)
-        return total / tf.cast(tf.maximum(global_rows, 1), total.dtype)
+        # a column holding row i's positive id (other than column i) is no negative of row i
+        excluded = excluded_columns(rows, ids if self.downscore_false_negatives else None, mask,
+                                    tf.shape(candidates)[0])
+        losses = contrastive_rows(query, candidates, excluded, self.num_hard_negatives)
+        loss = losses.loss
+        if sample_weight is not None:
+            loss = loss * tf.cast(tf.reshape(sample_weight, [-1]), loss.dtype)
+        if compute_batch_metrics:
+            for k, metric in zip(self.in_batch_metrics_k, self.in_batch_recall):
+                metric.update_state(tf.cast(losses.rank < k, tf.float32), sample_weight=sample_weight)
+        return tf.reduce_sum(loss) / tf.cast(tf.maximum(global_rows, 1), loss.dtype)
 
     def compute_loss(self, features, training=False):
         return self.contrastive_loss(self.logits_inputs(features, training=training))

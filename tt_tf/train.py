@@ -21,6 +21,7 @@ from tt_tf.frequency import StaticItemFrequency, StreamingItemFrequency
 from tt_tf.layers import HistoryEncoder, InputBlock, L2Norm, MLPBlock
 from tt_tf.memory_bank import CrossBatchMemory
 from tt_tf.model import TwoTowerModel
+from tt_tf.optimizers import LazyAdam
 from tt_tf.samplers import resolve_samplers
 from tt_tf.schema import Schema, Tags
 
@@ -200,7 +201,7 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None, intera
 
 
 def make_optimizer(config: TrainConfig):
-    optimizers = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
+    optimizers = {"lazy_adam": LazyAdam, "adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
                   "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
     if config.optimizer.lower() not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {config.optimizer!r}")

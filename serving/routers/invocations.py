@@ -6,7 +6,7 @@ import time
 import uuid as _uuid
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import ORJSONResponse
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
@@ -36,7 +36,7 @@ def customer_features(service: Service, customer, params: dict) -> dict | None:
     return {**base, **params}
 
 
-@router.post("/invocations", response_class=JSONResponse)
+@router.post("/invocations", response_class=ORJSONResponse)
 def invocations(body: Invocation, service: Service = Depends(get_service)):
     started = time.perf_counter()
     settings = service.settings
@@ -64,7 +64,7 @@ def invocations(body: Invocation, service: Service = Depends(get_service)):
         if not ranked.offers:
             reason = "no eligible offer has a vector" if offers else "no eligible offers for this customer"
     results = final_result(run, ranked) if ranked is not None else []
-    skipped = ranked.skipped if ranked is not None else [o for o in offers if o not in run.row_of]
+    skipped = ranked.skipped if ranked is not None else offers.skipped
     if skipped:
         service.metrics.inc("tt_tf_cold_start_offers_total", len(skipped), run_id=run.run_id)
     response = {"uuid": request_uuid, "run_id": run.run_id, "type": settings.model_type,
@@ -82,5 +82,6 @@ def invocations(body: Invocation, service: Service = Depends(get_service)):
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     })
-    # plain JSON types only (non-finite numbers were nulled): skip FastAPI's generic encoder pass
-    return JSONResponse(response)
+    # plain JSON types only (non-finite numbers were nulled): skip FastAPI's generic encoder
+    # pass; orjson writes it about 5x faster than the json module
+    return ORJSONResponse(response)

@@ -44,7 +44,7 @@ def batch_score(body: BatchScore, service: Service = Depends(get_service)) -> di
     customers, vectors = run.store.user_vectors(run.run_id)
     if body.max_users:
         customers, vectors = customers[:body.max_users], vectors[:body.max_users]
-    rows = np.array([run.row_of[o] for o in run.campaign_offers if o in run.row_of], np.int64)
+    rows = run.campaign_set.rows
     created_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
     documents = []
     for start in range(0, len(customers), 1024):

@@ -11,9 +11,7 @@ from serving.run import LiveQueryTower
 
 @pytest.fixture()
 def tower(tiny_bundle):
-    live = LiveQueryTower(tiny_bundle[0])
-    yield live
-    live.close()
+    return LiveQueryTower(tiny_bundle[0])
 
 
 def feature_rows(count):
@@ -50,8 +48,37 @@ def test_tower_errors_reach_every_waiting_request(tower):
             future.result(timeout=10)
 
 
-def test_closed_tower_still_answers_unbatched(tower):
-    row = feature_rows(1)[0]
-    before = tower.embed(row)
-    tower.close()
-    np.testing.assert_allclose(tower.embed(row), before, atol=1e-6)
+def test_one_bad_request_does_not_fail_its_batch(tower):
+    rows = feature_rows(8)
+    expected = np.stack([tower.embed_many([row])[0] for row in rows])
+    original = tower.embed_many
+
+    def slow_tower(batch):
+        time.sleep(0.02)
+        if any(row.get("age") == "bad" for row in batch):
+            raise ValueError("age: not a number")
+        return original(batch)
+
+    tower.embed_many = slow_tower
+    bad = {**rows[3], "age": "bad"}
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(tower.embed, bad if i == 3 else row) for i, row in enumerate(rows)]
+    with pytest.raises(ValueError, match="age"):
+        futures[3].result(timeout=10)
+    for i, future in enumerate(futures):
+        if i != 3:
+            np.testing.assert_allclose(future.result(timeout=10), expected[i], atol=1e-5)
+
+
+def test_idle_tower_is_called_in_the_requesting_thread(tower):
+    import threading
+    threads = []
+    original = tower.embed_many
+
+    def noting(batch):
+        threads.append(threading.current_thread())
+        return original(batch)
+
+    tower.embed_many = noting
+    tower.embed(feature_rows(1)[0])
+    assert threads == [threading.current_thread()]

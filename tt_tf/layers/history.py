@@ -127,13 +127,19 @@ class HistoryEncoder(keras.layers.Layer):
             x = x + sinusoidal_positions(tf.shape(x)[1], self.dim)[None]
         valid = tf.cast(mask, x.dtype)[..., None]
         x = x * valid
-        attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
-        for attention, (norm_attention, norm_ff), feed_forward in zip(self.attention_layers, self.norms,
-                                                                     self.feed_forward):
-            attended = attention(x, x, attention_mask=attention_mask, training=training)
-            x = norm_attention(x + attended)
-            x = norm_ff(x + feed_forward(x, training=training)) * valid
-        # the newest item is at position 0; a row without history has nothing to summarise
+        for index, (attention, (norm_attention, norm_ff), feed_forward) in enumerate(
+                zip(self.attention_layers, self.norms, self.feed_forward)):
+            # only the newest position (0) of the last layer is kept, so that layer attends
+            # from it alone: the same output at 1/H of the attention and feed-forward cost
+            last = index == self.num_layers - 1
+            queries = x[:, :1] if last else x
+            attention_mask = tf.logical_and(mask[:, :tf.shape(queries)[1], None], mask[:, None, :])
+            attended = attention(queries, x, attention_mask=attention_mask, training=training)
+            queries = norm_attention(queries + attended)
+            x = norm_ff(queries + feed_forward(queries, training=training))
+            if not last:
+                x = x * valid
+        # a row without history has nothing to summarise
         newest = x[:, 0, :] * tf.cast(lengths > 0, x.dtype)[:, None]
         return tf.concat([mean, newest], axis=-1)
 
