@@ -223,6 +223,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
     parser.add_argument("--parts", nargs="+", default=["training", "search", "hnsw"],
                         choices=["training", "search", "hnsw"], help="re-measure these parts, keep the others in --out")
+    parser.add_argument("--note", default="", help="a sentence on how this run was measured, shown in BENCHMARKS.md")
     args = parser.parse_args()
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -234,7 +235,7 @@ def main():
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     report = {**previous, "command": "python benchmarks/scale.py" + (" --quick" if args.quick else ""),
               "device": device_name(), "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "mixed_precision": args.mixed_precision}
+              "mixed_precision": args.mixed_precision, "note": args.note}
     if "training" in args.parts:
         report["training"] = training_curves(items, batches, steps)
         report["tfrs_tutorial"] = tfrs_tutorial_row(items[0], batches[-1] if args.quick else 1024, max(steps // 3, 3))

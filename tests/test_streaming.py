@@ -73,3 +73,21 @@ def test_sharded_embedding_equals_one_pass(table):
         merge_shards(parts[:2])
     with pytest.raises(ValueError, match="overlap or miss"):
         merge_shards(parts + parts[:1])
+
+
+def test_sharded_batch_scoring_equals_one_pass_and_brute_force():
+    from tt_tf.streaming import score_shard
+    rng = np.random.default_rng(3)
+    users, items = rng.normal(size=(23, 4)).astype(np.float32), rng.normal(size=(40, 4)).astype(np.float32)
+    one_rows, one_scores = merge_shards([score_shard(users, items, 5)])
+    brute = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(one_rows, brute)
+    np.testing.assert_allclose(one_scores, np.take_along_axis(users @ items.T, brute, axis=1), rtol=1e-6)
+    parts = [score_shard(users, items, 5, 3, i, block_rows=4) for i in range(3)]
+    rows, scores = merge_shards(parts)
+    np.testing.assert_array_equal(rows, one_rows)
+    np.testing.assert_allclose(scores, one_scores, rtol=1e-6)
+    with pytest.raises(ValueError, match="overlap or miss"):
+        merge_shards(parts[1:])
+    with pytest.raises(ValueError, match="shard_index"):
+        score_shard(users, items, 5, 2, 2)

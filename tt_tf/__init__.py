@@ -26,7 +26,7 @@ _EXPORTS = {
     "KnownPositiveIndex": "tt_tf.false_negatives",
     "CatalogueSampler": "tt_tf.catalogue_sampler", "CrossBatchMemory": "tt_tf.memory_bank",
     "InputBlock": "tt_tf.layers", "L2Norm": "tt_tf.layers", "MLPBlock": "tt_tf.layers",
-    "TwoTowerModel": "tt_tf.model", "TwoTowerModelV2": "tt_tf.model",
+    "TwoTowerModel": "tt_tf.model", "TwoTowerModelV2": "tt_tf.model", "LazyAdam": "tt_tf.optimizers",
     "InBatchSampler": "tt_tf.samplers", "NegativeSampler": "tt_tf.samplers",
     "ColumnSchema": "tt_tf.schema", "Schema": "tt_tf.schema", "Tags": "tt_tf.schema", "infer_schema": "tt_tf.schema",
 }

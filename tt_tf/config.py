@@ -64,7 +64,7 @@ class TrainConfig:
     item_frequency: str = "static"
     streaming_frequency: dict = dataclasses.field(default_factory=dict)  # num_buckets, num_hashes, alpha
     # fit
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"  # lazy_adam (updates only the embedding rows a batch used), adam, adagrad, sgd, rmsprop
     learning_rate: float = 1e-3
     batch_size: int = 1024
     epochs: int = 30

@@ -41,10 +41,9 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
         index = self._index_dict[self._var_key(variable)]
         m, v = self._momentums[index], self._velocities[index]
-        # repeated rows (one item several times in a batch) are summed first, as a dense
-        # gradient would hold them; scatter_update with duplicates would keep only one
-        indices, positions = tf.unique(gradient.indices)
-        values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(indices)[0])
+        # apply_gradients has already summed repeated rows (one item several times in a
+        # batch), as scatter_update needs: with duplicates it would keep only one of them
+        indices, values = gradient.indices, gradient.values
         m_rows = beta_1 * tf.gather(m, indices) + (1 - beta_1) * values
         v_rows = beta_2 * tf.gather(v, indices) + (1 - beta_2) * tf.square(values)
         m.scatter_update(tf.IndexedSlices(m_rows, indices))

@@ -100,9 +100,34 @@ def encode_shard(encode, path, id_column: str, columns=None, num_shards: int = 1
     return np.concatenate(positions), np.asarray(ids), np.concatenate(parts)
 
 
+def score_shard(user_vectors, item_vectors, k: int, num_shards: int = 1, shard_index: int = 0,
+                block_rows: int = 4096):
+    """What one worker contributes to batch scoring: ``(positions, top_rows, top_scores)`` for
+    its contiguous share of the users, ``top_rows`` [n, k] being item rows by descending dot
+    product. Scored ``block_rows`` users at a time, so memory stays at one block's scores."""
+    if not 0 <= int(shard_index) < int(num_shards):
+        raise ValueError(f"shard_index must be in [0, num_shards), got {shard_index} of {num_shards}")
+    user_vectors, item_vectors = np.asarray(user_vectors, np.float32), np.asarray(item_vectors, np.float32)
+    k = min(int(k), len(item_vectors))
+    positions = np.array_split(np.arange(len(user_vectors)), int(num_shards))[int(shard_index)]
+    rows, scores = [], []
+    for start in range(0, len(positions), block_rows):
+        block = user_vectors[positions[start:start + block_rows]] @ item_vectors.T
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < block.shape[1] else \
+            np.tile(np.arange(block.shape[1]), (len(block), 1))
+        top_scores = np.take_along_axis(block, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        rows.append(np.take_along_axis(top, order, axis=1))
+        scores.append(np.take_along_axis(top_scores, order, axis=1))
+    if not rows:
+        return positions, np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    return positions, np.concatenate(rows), np.concatenate(scores)
+
+
 def merge_shards(parts: list):
-    """``(ids, vectors)`` in file order from every worker's ``encode_shard`` output; refuses
-    overlapping or missing rows."""
+    """Every worker's part in one table, in row order: ``(ids, vectors)`` from
+    ``encode_shard`` outputs, or ``(top_rows, top_scores)`` from ``score_shard`` outputs;
+    refuses overlapping or missing rows."""
     kept = [p for p in parts if p[2] is not None]
     if not kept:
         raise ValueError("merge_shards: no shard holds any row")
@@ -110,5 +135,5 @@ def merge_shards(parts: list):
     order = np.argsort(positions, kind="stable")
     if not np.array_equal(positions[order], np.arange(len(positions))):
         raise ValueError("merge_shards: the shards overlap or miss rows; pass every worker's part exactly once")
-    ids = np.concatenate([p[1] for p in kept])[order]
-    return ids, np.concatenate([p[2] for p in kept])[order]
+    first = np.concatenate([np.asarray(p[1]) for p in kept])[order]
+    return first, np.concatenate([p[2] for p in kept])[order]
