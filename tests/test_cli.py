@@ -109,6 +109,25 @@ def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):
     assert vectors["item_ids"].tolist() == items.item_id.tolist()
     assert vectors["user_vecs"].shape == (len(users), 8) and vectors["item_vecs"].shape == (len(items), 8)
 
+    shards = [tmp_path / f"shard{i}.npz" for i in range(3)]
+    for i, shard in enumerate(shards):
+        code, out, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
+                                 "--history", files["train"], files["valid"], "--out", shard,
+                                 "--num-shards", 3, "--shard-index", i)
+        assert code == 0, err
+    code, out, err = run_cli(capsys, "merge-embeddings", *shards, "--out", tmp_path / "merged.npz")
+    assert code == 0, err
+    merged = np.load(tmp_path / "merged.npz")
+    for key in ("user_ids", "item_ids"):
+        assert merged[key].tolist() == vectors[key].tolist()
+    for key in ("user_vecs", "item_vecs"):
+        np.testing.assert_allclose(merged[key], vectors[key], atol=1e-5)
+    code, _, err = run_cli(capsys, "merge-embeddings", *shards[:2], "--out", tmp_path / "partial.npz")
+    assert_one_line_error(code, err, "overlap or miss")
+    code, _, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
+                           "--out", tmp_path / "bad.npz", "--num-shards", 2, "--shard-index", 2)
+    assert_one_line_error(code, err, "--shard-index")
+
     code, out, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
                              "--out", tmp_path / "vectors.parquet")
     assert code == 0, err

@@ -89,5 +89,7 @@ def test_sharded_batch_scoring_equals_one_pass_and_brute_force():
     np.testing.assert_allclose(scores, one_scores, rtol=1e-6)
     with pytest.raises(ValueError, match="overlap or miss"):
         merge_shards(parts[1:])
+    with pytest.raises(ValueError, match="overlap or miss"):  # the last shard missing
+        merge_shards(parts[:2], total_rows=len(users))
     with pytest.raises(ValueError, match="shard_index"):
         score_shard(users, items, 5, 2, 2)

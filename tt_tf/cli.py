@@ -108,9 +108,59 @@ def cmd_embed(args):
     from tt_tf.bundle import save_vectors
     if Path(args.out).suffix not in (".npz", ".parquet"):
         raise ValueError(f"--out must end in .npz or .parquet, got {Path(args.out).name!r}")
+    if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
+        raise ValueError(f"--shard-index must be in [0, --num-shards), got {args.shard_index} of {args.num_shards}")
+    if args.num_shards > 1:
+        return _embed_shard(args)
     _, _, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
     save_vectors(args.out, user_ids, user_vecs, item_ids, item_vecs)
     print(f"wrote {len(user_ids)} user and {len(item_ids)} item vectors (dim {user_vecs.shape[1]}) to {args.out}")
+    return 0
+
+
+def _embed_shard(args):
+    """One worker's share of ``embed``: a contiguous slice of the users and of the items, with
+    their row positions, so that ``merge-embeddings`` rebuilds the one-pass tables."""
+    import numpy as np
+    from tt_tf.bundle import Bundle
+    if Path(args.out).suffix != ".npz":
+        raise ValueError(f"a shard (--num-shards > 1) is written as .npz, got {Path(args.out).name!r}")
+    bundle = Bundle(args.run_dir)
+    history = _concat([_read(p, "history") for p in (args.history or [])])
+    users, items = _read(args.users, "users"), _read(args.items, "items")
+    if args.num_shards > min(len(users), len(items)):
+        raise ValueError(f"--num-shards {args.num_shards} is more than the {len(users)} users or "
+                         f"{len(items)} items; use at most {min(len(users), len(items))}")
+    share = {name: np.array_split(np.arange(len(table)), args.num_shards)[args.shard_index]
+             for name, table in (("user", users), ("item", items))}
+    user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users.iloc[share["user"]], items.iloc[share["item"]],
+                                                            history)
+    np.savez(args.out, user_ids=np.asarray(user_ids), user_vecs=user_vecs, item_ids=np.asarray(item_ids),
+             item_vecs=item_vecs, user_positions=share["user"], item_positions=share["item"],
+             user_total=len(users), item_total=len(items))
+    print(f"wrote shard {args.shard_index + 1}/{args.num_shards}: {len(user_ids)} user and {len(item_ids)} item "
+          f"vectors to {args.out}")
+    return 0
+
+
+def cmd_merge_embeddings(args):
+    import numpy as np
+    from tt_tf.bundle import save_vectors
+    from tt_tf.streaming import merge_shards
+    shards = [np.load(path, allow_pickle=False) for path in args.shards]
+    missing = [str(path) for path, shard in zip(args.shards, shards) if "user_positions" not in shard]
+    if missing:
+        raise ValueError(f"not shards of `tt-tf embed --num-shards`: {missing}")
+    merged = {}
+    for kind in ("user", "item"):
+        totals = {int(s[f"{kind}_total"]) for s in shards}
+        if len(totals) != 1:
+            raise ValueError(f"the shards come from different {kind} tables ({sorted(totals)} rows)")
+        merged[kind] = merge_shards([(s[f"{kind}_positions"], s[f"{kind}_ids"], s[f"{kind}_vecs"]) for s in shards],
+                                    totals.pop())
+    (user_ids, user_vecs), (item_ids, item_vecs) = merged["user"], merged["item"]
+    save_vectors(args.out, user_ids, user_vecs, item_ids, item_vecs)
+    print(f"merged {len(shards)} shards: {len(user_ids)} user and {len(item_ids)} item vectors to {args.out}")
     return 0
 
 
@@ -306,6 +356,9 @@ def build_parser():
             cmd.add_argument("--test", required=True, help="held-out interactions")
         if name == "embed":
             cmd.add_argument("--out", required=True, help="output .npz or .parquet")
+            cmd.add_argument("--num-shards", type=int, default=1, help="workers sharing the job (default 1)")
+            cmd.add_argument("--shard-index", type=int, default=0,
+                             help="this worker's share, 0..num-shards-1 (a .npz shard for merge-embeddings)")
             cmd.set_defaults(func=cmd_embed)
         elif name == "report":
             cmd.add_argument("--out", required=True, help="folder for report.html and its PNGs")
@@ -316,6 +369,11 @@ def build_parser():
             cmd.add_argument("--ks", default="10,50,100", help="comma-separated K values")
             cmd.add_argument("--json", help="also write the metrics to this JSON file")
             cmd.set_defaults(func=cmd_evaluate)
+
+    merge = sub.add_parser("merge-embeddings", help="merge `embed --num-shards` shards into one vector file")
+    merge.add_argument("shards", nargs="+", help="every shard's .npz, once each")
+    merge.add_argument("--out", required=True, help="output .npz or .parquet")
+    merge.set_defaults(func=cmd_merge_embeddings)
 
     demo = sub.add_parser("demo", help="synthetic data -> train -> evaluate vs popularity -> export")
     demo.add_argument("--out", help="run directory to create (default: runs/demo-<time>)")

@@ -124,16 +124,17 @@ def score_shard(user_vectors, item_vectors, k: int, num_shards: int = 1, shard_i
     return positions, np.concatenate(rows), np.concatenate(scores)
 
 
-def merge_shards(parts: list):
+def merge_shards(parts: list, total_rows: int | None = None):
     """Every worker's part in one table, in row order: ``(ids, vectors)`` from
     ``encode_shard`` outputs, or ``(top_rows, top_scores)`` from ``score_shard`` outputs;
-    refuses overlapping or missing rows."""
+    refuses overlapping or missing rows (missing last rows too, given ``total_rows``)."""
     kept = [p for p in parts if p[2] is not None]
     if not kept:
         raise ValueError("merge_shards: no shard holds any row")
     positions = np.concatenate([p[0] for p in kept])
     order = np.argsort(positions, kind="stable")
-    if not np.array_equal(positions[order], np.arange(len(positions))):
+    expected = len(positions) if total_rows is None else int(total_rows)
+    if not np.array_equal(positions[order], np.arange(expected)):
         raise ValueError("merge_shards: the shards overlap or miss rows; pass every worker's part exactly once")
     first = np.concatenate([np.asarray(p[1]) for p in kept])[order]
     return first, np.concatenate([p[2] for p in kept])[order]
