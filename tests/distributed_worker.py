@@ -2,6 +2,7 @@
 TF_CONFIG must be set before TensorFlow starts, so these checks cannot share the test process.
 
     python tests/distributed_worker.py equivalence
+    python tests/distributed_worker.py memory
     python tests/distributed_worker.py fit default|mirrored|multi_worker OUT.json
     python tests/distributed_worker.py backup BACKUP_DIR EPOCHS_LOG [KILL_AFTER_EPOCH]
 """
@@ -92,6 +93,68 @@ def equivalence():
     print(json.dumps(out))
 
 
+def memory():
+    """A cross-batch memory on 2 mirrored replicas gives, step after step, the losses and
+    gradients one device gets on the global batch with the same memory (here it wraps
+    around: 3 batches of 10 into 16 slots), and the replicas' memories stay identical."""
+    strategy = make_strategy("mirrored", logical_cpus=2)
+    from tt_tf._keras import keras, tf
+    from tt_tf.frequency import StaticItemFrequency
+    from tt_tf.memory_bank import CrossBatchMemory
+    from tt_tf.model import TwoTowerModel
+
+    class Tower(keras.layers.Layer):
+        def __init__(self, feature, **kwargs):
+            super().__init__(**kwargs)
+            self.feature, self.dense = feature, keras.layers.Dense(4)
+
+        def call(self, features, training=None):
+            return self.dense(tf.convert_to_tensor(features[self.feature], tf.float32))
+
+    def make():
+        frequency = StaticItemFrequency([str(i) for i in range(1, 10)], np.arange(1.0, 10.0))
+        return TwoTowerModel(Tower("q"), Tower("c"), candidate_id_feature="item_id", logits_temperature=0.5,
+                             item_frequency=frequency, negative_samplers=["in-batch", CrossBatchMemory(16)])
+
+    rng = np.random.default_rng(1)
+    batches = [{"q": rng.normal(size=(10, 3)).astype(np.float32), "c": rng.normal(size=(10, 3)).astype(np.float32),
+                "item_id": rng.integers(1, 10, 10)} for _ in range(3)]
+    with strategy.scope():
+        model = make()
+        model(batches[0])
+    reference = make()
+    reference(batches[0])
+    reference.set_weights(model.get_weights()[:len(reference.get_weights())])
+
+    @tf.function
+    def step(batch):
+        def replica(batch):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(batch, training=True)
+            return loss, tape.gradient(loss, model.trainable_variables)
+        return strategy.run(replica, args=(batch,))
+
+    local = strategy.experimental_local_results
+    out = {"steps": []}
+    for features in batches:
+        with tf.GradientTape() as tape:
+            single = reference.compute_loss(features, training=True)
+        single_grads = tape.gradient(single, reference.trainable_variables)
+        batch = next(iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(features).batch(10))))
+        losses, grads = step(batch)
+        out["steps"].append({"single_loss": float(single), "replica_losses": [float(x) for x in local(losses)],
+                             "max_gradient_difference": max(
+                                 float(np.abs(sum(x.numpy() for x in local(g)) - s.numpy()).max())
+                                 for g, s in zip(grads, single_grads))})
+    replica_memory = [m.numpy() for m in model.negative_samplers[1].memory.values]
+    out["memories_equal"] = all(np.array_equal(replica_memory[0], m) for m in replica_memory)
+    out["memory_difference_to_one_device"] = float(np.abs(
+        replica_memory[0] - reference.negative_samplers[1].memory.numpy()).max())
+    out["written"] = int(model.negative_samplers[1].written.values[0].numpy())
+    print(json.dumps(out))
+
+
 def data():
     from tt_tf.synthetic import leave_last_out, make_synthetic
     interactions, users, items = make_synthetic(num_users=400, num_items=200, mean_interactions=12, seed=2)
@@ -138,6 +201,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "equivalence":
         equivalence()
+    elif command == "memory":
+        memory()
     elif command == "fit":
         fit(*args)
     else:

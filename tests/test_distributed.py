@@ -39,7 +39,18 @@ def test_mirrored_replicas_equal_one_device_on_the_global_batch():
     for name, state in out["estimator"].items():
         assert state["replicas_equal"], name
         assert state["max_difference_to_one_device"] < 1e-6, name
-    assert out["refused"] and "in-batch negatives only" in out["refused"]
+    assert out["refused"] and "in-batch negatives" in out["refused"] and "catalogue" in out["refused"]
+
+
+def test_cross_batch_memory_across_replicas_equals_one_device():
+    out = last_json(run_worker("memory"))
+    for step in out["steps"]:
+        assert sum(step["replica_losses"]) == pytest.approx(step["single_loss"], rel=1e-5)
+        assert step["max_gradient_difference"] < 1e-5
+    # the memory joined the loss: a later step's loss differs from what in-batch alone gives
+    assert out["written"] == 30  # 3 global batches of 10, wrapped around 16 slots
+    assert out["memories_equal"]
+    assert out["memory_difference_to_one_device"] < 1e-6
 
 
 def test_strategy_names_and_chief_detection():

@@ -45,20 +45,34 @@ class CrossBatchMemory(NegativeSampler):
 
     def build(self, input_shape):
         dim = int(input_shape[-1])
-        self.memory = self.add_weight(name="memory", shape=[self.memory_size, dim], initializer="zeros",
-                                      trainable=False)
+        # under tf.distribute every replica writes the same global update; replica 0's is kept
+        state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.memory = self.add_weight(name="memory", shape=[self.memory_size, dim], initializer="zeros", **state)
         self.memory_ids = tf.Variable(tf.fill([self.memory_size], ""), trainable=False, name="memory_ids")
-        self.written = self.add_weight(name="written", shape=[], dtype=tf.int64, initializer="zeros",
-                                       trainable=False)
-        self.steps = self.add_weight(name="steps", shape=[], dtype=tf.int64, initializer="zeros",
-                                     trainable=False)
+        # the replicas' copy of the ids (strings cannot be all-gathered: 62-bit hashes) and of
+        # each entry's log p, stored when it is written (the ids cannot be looked up later)
+        self.memory_hashes = self.add_weight(name="memory_hashes", shape=[self.memory_size], dtype=tf.int64,
+                                             initializer="zeros", **state)
+        self.memory_log_p = self.add_weight(name="memory_log_p", shape=[self.memory_size], initializer="zeros",
+                                            **state)
+        self.written = self.add_weight(name="written", shape=[], dtype=tf.int64, initializer="zeros", **state)
+        self.steps = self.add_weight(name="steps", shape=[], dtype=tf.int64, initializer="zeros", **state)
         super().build(input_shape)
+
+    def _visible(self):
+        """How many entries the loss sees now (none during warm-up)."""
+        valid = tf.minimum(self.written, self.memory_size)
+        return tf.where(self.steps >= self.warmup_steps, valid, tf.zeros_like(valid))
+
+    def _slots(self, batch):
+        """Ring-buffer slots of the next ``batch`` entries (a batch larger than M keeps its last M)."""
+        kept = tf.minimum(batch, self.memory_size)
+        return (self.written + batch - kept + tf.range(kept, dtype=tf.int64)) % self.memory_size, batch - kept
 
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         if not training:
             return no_negatives(positive_embeddings)
-        valid = tf.minimum(self.written, self.memory_size)
-        valid = tf.where(self.steps >= self.warmup_steps, valid, tf.zeros_like(valid))
+        valid = self._visible()
         embeddings = tf.stop_gradient(tf.identity(self.memory[:valid]))
         ids = tf.identity(self.memory_ids[:valid])
         with tf.control_dependencies([embeddings, ids]):
@@ -67,13 +81,30 @@ class CrossBatchMemory(NegativeSampler):
 
     def _enqueue(self, embeddings, ids):
         batch = tf.cast(tf.shape(embeddings)[0], tf.int64)
-        kept = tf.minimum(batch, self.memory_size)  # a batch larger than M keeps its last M
-        start = self.written + batch - kept
-        slots = (start + tf.range(kept, dtype=tf.int64)) % self.memory_size
-        self.memory.scatter_nd_update(slots[:, None], tf.cast(embeddings[batch - kept:], self.memory.dtype))
-        self.memory_ids.scatter_nd_update(slots[:, None], ids[batch - kept:])
+        slots, first = self._slots(batch)
+        self.memory.scatter_nd_update(slots[:, None], tf.cast(embeddings[first:], self.memory.dtype))
+        self.memory_ids.scatter_nd_update(slots[:, None], ids[first:])
         self.written.assign_add(batch)
         self.steps.assign_add(1)
+
+    def global_step(self, embeddings, hashes, log_p):
+        """Under tf.distribute with more than one replica: the memory as it was before this
+        step, ``(Negatives(vectors, hashed ids, visible count), entries' log p)``, then
+        the global batch (every replica's positives, in replica order, the same on every
+        replica) is written. Mirrored variables take no scatter in replica context, so each
+        table is rewritten whole with the same value on every replica."""
+        valid = self._visible()
+        seen = (tf.stop_gradient(tf.identity(self.memory[:valid])), tf.identity(self.memory_hashes[:valid]),
+                tf.identity(self.memory_log_p[:valid]))
+        with tf.control_dependencies(seen):
+            batch = tf.cast(tf.shape(embeddings)[0], tf.int64)
+            slots, first = self._slots(batch)
+            for table, values in ((self.memory, tf.cast(tf.stop_gradient(embeddings), self.memory.dtype)),
+                                  (self.memory_hashes, hashes), (self.memory_log_p, tf.cast(log_p, tf.float32))):
+                table.assign(tf.tensor_scatter_nd_update(table.read_value(), slots[:, None], values[first:]))
+            self.written.assign(self.written.read_value() + batch)
+            self.steps.assign(self.steps.read_value() + 1)
+        return Negatives(seen[0], seen[1], tf.cast(valid, tf.float32)), seen[2]
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
         return log_p + tf.math.log(negatives.state)  # log 0 = -inf: an empty memory adds nothing

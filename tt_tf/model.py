@@ -10,6 +10,7 @@ from tt_tf.contrastive import contrastive_rows, excluded_columns
 from tt_tf.encoder import Encoder
 from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
 from tt_tf.layers.input_block import as_tokens
+from tt_tf.memory_bank import CrossBatchMemory
 from tt_tf.samplers import InBatchSampler, Negatives, resolve_samplers
 from tt_tf.schema import Tags
 
@@ -172,33 +173,59 @@ class TwoTowerModel(tfrs.models.Model):
     def _global_batch_inputs(self, replicas, query, positives, positive_ids, training) -> LogitsInputs:
         """Under ``tf.distribute`` with more than one replica: every replica's rows see the
         positives of the whole global batch as columns (its own first, so row i's positive
-        stays column i), the logQ term counts the global batch, and a streaming frequency
+        stays column i), a cross-batch memory holds and returns the same global history on
+        every replica, the logQ term counts the global batch, and a streaming frequency
         estimator is updated with the global batch on every replica alike."""
-        if not all(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
-            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives "
-                             "only; drop the catalogue/memory samplers and known_positives, or train on one device")
+        if not all(isinstance(s, (InBatchSampler, CrossBatchMemory)) for s in self.negative_samplers) \
+                or not any(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
+            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives, "
+                             "optionally with a cross-batch memory, only; drop the catalogue sampler and "
+                             "known_positives, or train on one device")
         batch = tf.shape(positives)[0]
         sizes = replicas.all_gather(tf.reshape(batch, [1]), axis=0)
         offset = tf.reduce_sum(sizes[:replicas.replica_id_in_sync_group])
+        global_batch = tf.reduce_sum(sizes)
 
-        def local_first(local):
+        def gathered(local):  # (every replica's rows in replica order, this replica's first)
             every = replicas.all_gather(local, axis=0)
-            return tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
+            return every, tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
 
-        candidates = local_first(positives)
+        every_positive, candidates = gathered(positives)
         # strings cannot be all-gathered: ids travel as the same 62-bit hashes the same-id
         # mask compares (they serve equality only; frequencies are looked up locally)
-        ids = local_first(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62))
+        every_id, ids = gathered(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62))
         frequency = self.item_frequency
         if training and hasattr(frequency, "update_buckets"):
             frequency.update_buckets(replicas.all_gather(frequency.hash_buckets(positive_ids), axis=1))
-        log_counts = None
+        local_log_p = tf.cast(frequency(positive_ids), tf.float32) if frequency is not None \
+            else tf.zeros([batch], tf.float32)
+        every_log_p, log_p = gathered(local_log_p)
+        columns, all_ids, all_log_p, frozen, drawn = [candidates], [ids], [log_p], [tf.zeros([global_batch], tf.bool)], []
+        for sampler in self.negative_samplers:
+            if isinstance(sampler, CrossBatchMemory) and training:
+                if not sampler.built:  # built by a call (no columns outside training)
+                    sampler(query, positives, positive_ids, training=False)
+                negatives, entry_log_p = sampler.global_step(every_positive, every_id, every_log_p)
+                columns.append(tf.cast(negatives.embeddings, positives.dtype))
+                all_ids.append(negatives.ids)
+                all_log_p.append(entry_log_p)
+                frozen.append(tf.ones(tf.shape(negatives.ids), tf.bool))
+                drawn.append(negatives)
+            else:
+                drawn.append(None)
+        candidates, ids, log_p = tf.concat(columns, 0), tf.concat(all_ids, 0), tf.concat(all_log_p, 0)
+        has_frozen = len(columns) > 1
+        log_counts = trainable_log_counts = None
         if self.logq_correction:
-            log_p = local_first(tf.cast(frequency(positive_ids), tf.float32))
-            global_batch = tf.reduce_sum(sizes)
-            log_counts = _log_sum([s.log_expected_count(ids, log_p, global_batch, None)
-                                   for s in self.negative_samplers])
-        return LogitsInputs(query, candidates, ids, log_counts, None, None, None)
+            terms = [s.log_expected_count(ids, log_p, global_batch, negatives)
+                     for s, negatives in zip(self.negative_samplers, drawn) if negatives is not None
+                     or isinstance(s, InBatchSampler)]
+            log_counts = _log_sum(terms)
+            if has_frozen:  # as on one device: the candidate side counts the in-batch columns only
+                trainable_log_counts = _log_sum([s.log_expected_count(ids, log_p, global_batch, None)
+                                                 for s in self.negative_samplers if isinstance(s, InBatchSampler)])
+        return LogitsInputs(query, candidates, ids, log_counts, None, tf.concat(frozen, 0) if has_frozen else None,
+                            trainable_log_counts)
 
     def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
                         sample_weight=None):
