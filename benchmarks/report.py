@@ -20,14 +20,21 @@ def load(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def foundation(report, before=None) -> list:
+def _earlier(label, report, name) -> list:
+    if report is None:
+        return []
+    return [f"{label}, the same command gave " + "; ".join(
+        f"{split} recall@10 {s['recall@10']['mean']:.4f} ± {s['recall@10']['std']:.4f} (train s median "
+        f"{s['train_seconds']['median']:.0f}, max {s['train_seconds']['max']:.0f})" for split, s in report["summary"].items())
+        + f" (`benchmarks/results/{name}.json`).", ""]
+
+
+def foundation(report, mean_history=None, adam=None) -> list:
     lines = ["## Foundation: ML-100K, `tt-tf train` defaults (issue 2)", ""]
-    if before is not None:
-        lines += ["Before `history_encoder: auto` (issue 6: attention over the newest items on temporal splits), the same command with a "
-                  "mean-pooled history gave " + "; ".join(
-                      f"{split} recall@10 {s['recall@10']['mean']:.4f} ± {s['recall@10']['std']:.4f}"
-                      for split, s in before["summary"].items())
-                  + " (`benchmarks/results/foundation_ml100k_mean_history.json`).", ""]
+    lines += _earlier("Before `history_encoder: auto` (issue 6: attention over the newest items on temporal splits), "
+                      "with a mean-pooled history", mean_history, "foundation_ml100k_mean_history")
+    lines += _earlier("With Keras's Adam (before `LazyAdam` became the default optimizer) and the attention over "
+                      "every position in its last layer", adam, "foundation_ml100k_adam")
     if report is None:
         return lines + ["Not run yet with the current defaults: `python benchmarks/foundation_ml100k.py`.", ""]
     lines += [f"Command: `{report['command']}` ({report['machine']['cpus']} CPUs, {report['machine']['platform']}). "
@@ -276,7 +283,8 @@ def _cell(stats, digits=4):
 
 def main():
     head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text()
-    body = (foundation(load("foundation_ml100k"), load("foundation_ml100k_mean_history")) + negatives(load("negatives_ablation"))
+    body = (foundation(load("foundation_ml100k"), load("foundation_ml100k_mean_history"), load("foundation_ml100k_adam"))
+            + negatives(load("negatives_ablation"))
             + history(load("history_ml100k")) + alignment(load("alignment_synthetic"))
             + serving(load("serving")) + load_section(load("load")) + scale(load("scale")))
     (ROOT / "BENCHMARKS.md").write_text(head.rstrip() + "\n\n" + "\n".join(body))
