@@ -26,17 +26,21 @@ class OfferSet:
     rows: np.ndarray
     margins: np.ndarray
     skipped: list
+    matrix: np.ndarray | None = None  # the rows' item vectors, gathered once (None: gather per call)
 
     def __len__(self) -> int:
         return len(self.scorable) + len(self.skipped)
 
 
-def offer_set(run, offers) -> OfferSet:
+def offer_set(run, offers, gather: bool = False) -> OfferSet:
+    """``gather``: keep a contiguous copy of the offers' item vectors (for a set scored on
+    every request: 10,000 offers are a 2.5 MB gather per request otherwise)."""
     scorable = [o for o in offers if o in run.row_of]
     rows = np.fromiter((run.row_of[o] for o in scorable), dtype=np.int64, count=len(scorable))
     margins = np.array([_number(run.offer_info.get(o, {}), "price") - _number(run.offer_info.get(o, {}), "cost")
                         for o in scorable], np.float32)
-    return OfferSet(scorable, rows, margins, [o for o in offers if o not in run.row_of])
+    return OfferSet(scorable, rows, margins, [o for o in offers if o not in run.row_of],
+                    run.item_matrix[rows] if gather else None)
 
 
 def eligible_offers(run, white_list) -> OfferSet:
@@ -78,7 +82,7 @@ def rank_offers(run, user_vector, offers, number: int, value_sort: bool = False,
     scorable, rows, margins, skipped = offers.scorable, offers.rows, offers.margins, offers.skipped
     if not scorable or number <= 0:
         return Ranked([], 0, skipped, len(offers))
-    scores = run.scores(user_vector, rows)
+    scores = run.scores(user_vector, rows, offers.matrix)
     if rerank_retrieved:
         kept = exact_top_k(scores, min(max(int(rerank_retrieved), number), len(scorable)))
         scorable, rows, scores, margins = [scorable[i] for i in kept], rows[kept], scores[kept], margins[kept]

@@ -147,7 +147,7 @@ class LoadedRun:
             name = str(self.offer_info[offer].get("offer_name", offer)).lower()
             self.by_name.setdefault(name, []).append(offer)
             self.by_name.setdefault(offer.lower(), []).append(offer)
-        self.campaign_set = offer_set(self, self.campaign_offers)
+        self.campaign_set = offer_set(self, self.campaign_offers, gather=True)
         self.cold_start = self.campaign_set.skipped
         bundle = self._verified_bundle(model_roots)
         self.query_tower = LiveQueryTower(bundle) if live_user_tower and bundle is not None \
@@ -206,13 +206,14 @@ class LoadedRun:
             return self.query_tower.embed(defaults), "defaults"
         return None, "no stored vector, no customer features and no default features"
 
-    def scores(self, user_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def scores(self, user_vector: np.ndarray, rows: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        """Similarity of the user to the item ``rows`` (``matrix``: those rows' vectors, gathered)."""
         user_vector = np.asarray(user_vector, np.float32)
         if user_vector.shape != (self.dim,):
             raise RunLoadError(f"user vector has shape {user_vector.shape}, run {self.run_id} has dim {self.dim}")
         if self.similarity == "cosine":
             user_vector = _normalise(user_vector)
-        return self.item_matrix[rows] @ user_vector
+        return (self.item_matrix[rows] if matrix is None else matrix) @ user_vector
 
     def warm(self, defaults: dict) -> None:
         """One dummy request through every path a real one takes."""

@@ -73,3 +73,15 @@ def test_concept_test_and_batch_score(client, published):
     first = documents[0]
     assert [r["offer"] for r in first["ranked"]] == numpy_top(run_dir, first["customer_id"], 4)
     assert client.post("/batch-score", json={"scores_collection": "bad name!"}).status_code == 422
+
+
+def test_serving_runs_one_blas_thread_per_request_and_restores_it(published):
+    """Concurrent requests each run a matrix-vector product: multi-threaded BLAS under 8
+    request threads oversubscribed 2 cores (BENCHMARKS.md, 10,000 offers)."""
+    from threadpoolctl import threadpool_info
+    from tests.serving.serving_helpers import make_client
+    store, _, run_dir, _ = published
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    with make_client(store, run_dir):
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
