@@ -16,14 +16,10 @@ import tt_tf  # noqa: F401  (Keras mode first)
 from tt_tf.distribute import make_strategy
 
 
-def equivalence():
-    """Per-replica losses and gradients of 2 mirrored replicas add up to one device's on the
-    global batch; a streaming estimator step leaves every replica with the state one device
-    reaches on the global batch."""
-    strategy = make_strategy("mirrored", logical_cpus=2)
+def dense_towers():
+    """(query, candidate): a Dense(4) over feature "q" and over "c" (imported late: the
+    strategy must be made before TensorFlow starts its devices)."""
     from tt_tf._keras import keras, tf
-    from tt_tf.frequency import StreamingItemFrequency
-    from tt_tf.model import TwoTowerModel
 
     class Tower(keras.layers.Layer):
         def __init__(self, feature, **kwargs):
@@ -33,8 +29,20 @@ def equivalence():
         def call(self, features, training=None):
             return self.dense(tf.convert_to_tensor(features[self.feature], tf.float32))
 
+    return Tower("q"), Tower("c")
+
+
+def equivalence():
+    """Per-replica losses and gradients of 2 mirrored replicas add up to one device's on the
+    global batch; a streaming estimator step leaves every replica with the state one device
+    reaches on the global batch."""
+    strategy = make_strategy("mirrored", logical_cpus=2)
+    from tt_tf._keras import tf
+    from tt_tf.frequency import StreamingItemFrequency
+    from tt_tf.model import TwoTowerModel
+
     def model_with(frequency):
-        return TwoTowerModel(Tower("q"), Tower("c"), candidate_id_feature="item_id", logits_temperature=0.5,
+        return TwoTowerModel(*dense_towers(), candidate_id_feature="item_id", logits_temperature=0.5,
                              item_frequency=frequency)
 
     rng = np.random.default_rng(0)
@@ -84,7 +92,7 @@ def equivalence():
             from tt_tf.catalogue_sampler import CatalogueSampler
             sampler = CatalogueSampler({"c": features["c"], "item_id": features["item_id"]}, "item_id",
                                        num_negatives=2)
-            bad = TwoTowerModel(Tower("q"), Tower("c"), candidate_id_feature="item_id",
+            bad = TwoTowerModel(*dense_towers(), candidate_id_feature="item_id",
                                 negative_samplers=["in-batch", sampler])
         strategy.run(tf.function(lambda b: bad.compute_loss(b)), args=(batch,))
         out["refused"] = None
@@ -98,22 +106,14 @@ def memory():
     gradients one device gets on the global batch with the same memory (here it wraps
     around: 3 batches of 10 into 16 slots), and the replicas' memories stay identical."""
     strategy = make_strategy("mirrored", logical_cpus=2)
-    from tt_tf._keras import keras, tf
+    from tt_tf._keras import tf
     from tt_tf.frequency import StaticItemFrequency
     from tt_tf.memory_bank import CrossBatchMemory
     from tt_tf.model import TwoTowerModel
 
-    class Tower(keras.layers.Layer):
-        def __init__(self, feature, **kwargs):
-            super().__init__(**kwargs)
-            self.feature, self.dense = feature, keras.layers.Dense(4)
-
-        def call(self, features, training=None):
-            return self.dense(tf.convert_to_tensor(features[self.feature], tf.float32))
-
     def make():
         frequency = StaticItemFrequency([str(i) for i in range(1, 10)], np.arange(1.0, 10.0))
-        return TwoTowerModel(Tower("q"), Tower("c"), candidate_id_feature="item_id", logits_temperature=0.5,
+        return TwoTowerModel(*dense_towers(), candidate_id_feature="item_id", logits_temperature=0.5,
                              item_frequency=frequency, negative_samplers=["in-batch", CrossBatchMemory(16)])
 
     rng = np.random.default_rng(1)

@@ -42,7 +42,9 @@ def _ground_truth_sets(ground_truth: pd.DataFrame, user_id: str, item_id: str) -
     return sets
 
 
-def _top_k(queries: np.ndarray, items: np.ndarray, k: int, batch: int = 1024) -> tuple:
+def top_k_by_dot(queries: np.ndarray, items: np.ndarray, k: int, batch: int = 1024) -> tuple:
+    """``(rows [n, k], scores [n, k])``: each query's k highest dot products with ``items``,
+    best first, scored ``batch`` queries at a time (memory: one block's scores)."""
     rows, scores = [], []
     for start in range(0, len(queries), batch):
         block = queries[start:start + batch] @ items.T
@@ -100,7 +102,7 @@ def hit_rate(item_ids, item_vectors, user_ids, user_vectors, ground_truth: pd.Da
         evaluated.append((user, kept))
     counts["users_evaluated"] = len(evaluated)
     rows = [r for user, _ in evaluated for r in vectors_of[user]]
-    top_rows, top_scores = _top_k(user_vectors[rows], item_vectors, k) if rows else (np.zeros((0, k), int), None)
+    top_rows, top_scores = top_k_by_dot(user_vectors[rows], item_vectors, k) if rows else (np.zeros((0, k), int), None)
     position = {r: i for i, r in enumerate(rows)}
     details, total_hits, total_truth = [], 0, 0
     for user, kept in evaluated:

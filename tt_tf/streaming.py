@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from tt_tf._keras import tf
 from tt_tf.data import DataError, feature_dict
+from tt_tf.hitrate import top_k_by_dot
 from tt_tf.schema import Schema
 
 _TF = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
@@ -110,18 +111,10 @@ def score_shard(user_vectors, item_vectors, k: int, num_shards: int = 1, shard_i
     user_vectors, item_vectors = np.asarray(user_vectors, np.float32), np.asarray(item_vectors, np.float32)
     k = min(int(k), len(item_vectors))
     positions = np.array_split(np.arange(len(user_vectors)), int(num_shards))[int(shard_index)]
-    rows, scores = [], []
-    for start in range(0, len(positions), block_rows):
-        block = user_vectors[positions[start:start + block_rows]] @ item_vectors.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < block.shape[1] else \
-            np.tile(np.arange(block.shape[1]), (len(block), 1))
-        top_scores = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        rows.append(np.take_along_axis(top, order, axis=1))
-        scores.append(np.take_along_axis(top_scores, order, axis=1))
-    if not rows:
+    if len(positions) == 0:
         return positions, np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-    return positions, np.concatenate(rows), np.concatenate(scores)
+    rows, scores = top_k_by_dot(user_vectors[positions], item_vectors, k, block_rows)
+    return positions, rows, scores
 
 
 def merge_shards(parts: list, total_rows: int | None = None):
