@@ -32,6 +32,34 @@ def dense_towers():
     return Tower("q"), Tower("c")
 
 
+def one_device_comparison(strategy, model, reference):
+    """``compare(features)``: the loss and gradients of ``reference`` on one device and of
+    ``model`` on the replicas, for one global batch (the model's variables are not updated)."""
+    from tt_tf._keras import tf
+
+    @tf.function
+    def step(batch):
+        def replica(batch):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(batch, training=True)
+            return loss, tape.gradient(loss, model.trainable_variables)
+        return strategy.run(replica, args=(batch,))
+
+    def compare(features):
+        with tf.GradientTape() as tape:
+            single = reference.compute_loss(features, training=True)
+        single_grads = tape.gradient(single, reference.trainable_variables)
+        rows = len(next(iter(features.values())))
+        batch = next(iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(features).batch(rows))))
+        losses, grads = step(batch)
+        local = strategy.experimental_local_results
+        return {"single_loss": float(single), "replica_losses": [float(x) for x in local(losses)],
+                "max_gradient_difference": max(float(np.abs(sum(x.numpy() for x in local(g)) - s.numpy()).max())
+                                               for g, s in zip(grads, single_grads))}
+    return compare
+
+
 def equivalence():
     """Per-replica losses and gradients of 2 mirrored replicas add up to one device's on the
     global batch; a streaming estimator step leaves every replica with the state one device
@@ -60,26 +88,8 @@ def equivalence():
     warm = {"item_id": np.array([1, 1, 1, 2, 3])}
     reference.item_frequency.update(warm["item_id"])
     strategy.run(tf.function(lambda: model.item_frequency.update(tf.constant(warm["item_id"]))))
-    with tf.GradientTape() as tape:
-        single = reference.compute_loss(features, training=True)
-    single_grads = tape.gradient(single, reference.trainable_variables)
-    batch = next(iter(strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices(features).batch(batch_size))))
-
-    @tf.function
-    def step(batch):
-        def replica(batch):
-            with tf.GradientTape() as tape:
-                loss = model.compute_loss(batch, training=True)
-            return loss, tape.gradient(loss, model.trainable_variables)
-        return strategy.run(replica, args=(batch,))
-
-    losses, grads = step(batch)
-    local = strategy.experimental_local_results
-    out = {"replicas": strategy.num_replicas_in_sync, "single_loss": float(single),
-           "replica_losses": [float(x) for x in local(losses)],
-           "max_gradient_difference": max(float(np.abs(sum(x.numpy() for x in local(g)) - s.numpy()).max())
-                                           for g, s in zip(grads, single_grads))}
+    out = {"replicas": strategy.num_replicas_in_sync,
+           **one_device_comparison(strategy, model, reference)(features)}
     state = {}
     for name in ("gap", "last_seen", "steps", "examples"):
         copies = [v.numpy() for v in getattr(model.item_frequency, name).values]
@@ -87,6 +97,8 @@ def equivalence():
                        "max_difference_to_one_device": float(np.abs(
                            copies[0] - getattr(reference.item_frequency, name).numpy()).max())}
     out["estimator"] = state
+    batch = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(features).batch(batch_size))))
     try:
         with strategy.scope():
             from tt_tf.catalogue_sampler import CatalogueSampler
@@ -106,7 +118,6 @@ def memory():
     gradients one device gets on the global batch with the same memory (here it wraps
     around: 3 batches of 10 into 16 slots), and the replicas' memories stay identical."""
     strategy = make_strategy("mirrored", logical_cpus=2)
-    from tt_tf._keras import tf
     from tt_tf.frequency import StaticItemFrequency
     from tt_tf.memory_bank import CrossBatchMemory
     from tt_tf.model import TwoTowerModel
@@ -126,27 +137,8 @@ def memory():
     reference(batches[0])
     reference.set_weights(model.get_weights()[:len(reference.get_weights())])
 
-    @tf.function
-    def step(batch):
-        def replica(batch):
-            with tf.GradientTape() as tape:
-                loss = model.compute_loss(batch, training=True)
-            return loss, tape.gradient(loss, model.trainable_variables)
-        return strategy.run(replica, args=(batch,))
-
-    local = strategy.experimental_local_results
-    out = {"steps": []}
-    for features in batches:
-        with tf.GradientTape() as tape:
-            single = reference.compute_loss(features, training=True)
-        single_grads = tape.gradient(single, reference.trainable_variables)
-        batch = next(iter(strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensor_slices(features).batch(10))))
-        losses, grads = step(batch)
-        out["steps"].append({"single_loss": float(single), "replica_losses": [float(x) for x in local(losses)],
-                             "max_gradient_difference": max(
-                                 float(np.abs(sum(x.numpy() for x in local(g)) - s.numpy()).max())
-                                 for g, s in zip(grads, single_grads))})
+    compare = one_device_comparison(strategy, model, reference)
+    out = {"steps": [compare(features) for features in batches]}
     replica_memory = [m.numpy() for m in model.negative_samplers[1].memory.values]
     out["memories_equal"] = all(np.array_equal(replica_memory[0], m) for m in replica_memory)
     out["memory_difference_to_one_device"] = float(np.abs(
