@@ -30,6 +30,7 @@ from tt_tf._keras import keras, tf  # noqa: E402
 from tt_tf.frequency import StaticItemFrequency  # noqa: E402
 from tt_tf.model import TwoTowerModel  # noqa: E402
 from tt_tf.optimizers import LazyAdam  # noqa: E402
+from tt_tf.schema import ColumnSchema, Schema  # noqa: E402
 
 DIM = 64
 
@@ -62,6 +63,11 @@ class IdTower(keras.layers.Layer):
     def __init__(self, feature, tower, **kwargs):
         super().__init__(**kwargs)
         self.feature, self.tower = feature, tower
+
+    @property
+    def schema(self) -> Schema:
+        """The one feature the tower reads: what lets TwoTowerModel score a repeated item once."""
+        return Schema([ColumnSchema(self.feature, "int64")])
 
     def call(self, features, training=None):
         return self.tower(features[self.feature], training=training)

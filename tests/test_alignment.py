@@ -223,8 +223,9 @@ def test_value_weighting_scales_each_rows_cross_entropy():
     batch = next(iter(dataset))
     inputs = model.logits_inputs(batch, training=False)
     value = user_value(tf.stack([tf.cast(batch[t], tf.float32) for t in TASKS], 1), [1.0, 2.0, 4.0], 1e-3)
-    logits = (tf.matmul(inputs.query, inputs.candidates, transpose_b=True) / model.logits_temperature).numpy()
-    ids = inputs.ids.numpy()
+    # one column per row (the model may score repeated items once, the loss is the same)
+    logits = (tf.matmul(inputs.query, inputs.row_positives(), transpose_b=True) / model.logits_temperature).numpy()
+    ids = np.asarray(batch[model.candidate_id_feature]).reshape(-1)
     # by hand: same-id columns other than the row's own are out of its softmax
     rows = []
     for i in range(len(ids)):

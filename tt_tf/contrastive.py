@@ -5,9 +5,13 @@
 ``tf.where`` for the mask and a categorical cross-entropy that reads the labels back, and its
 ``TopKCategoricalAccuracy`` batch metrics take an argmax of the labels and an ``in_top_k`` each.
 At a batch of 4,096 every such pass is 64 MB, as much time as the towers' matmuls on a CPU.
-Here row i's positive is column i by construction, so the positive logit is a row-wise dot
-product, the negatives' log-sum-exp is one reduction, and the in-batch recall of every K comes
-from one count of the negatives that outscore the positive.
+Here each row's positive column is known by construction (column i, or a given index), so the
+positive logit is a row-wise dot product, the negatives' log-sum-exp is one reduction, and the
+in-batch recall of every K comes from one count of the negatives that outscore the positive.
+
+Columns may stand for several identical ones (``column_log_counts``): a batch whose positives
+repeat an item (popular items under Zipf traffic) can score each distinct item once and weigh
+its column by how often it occurs, which is exactly the loss over the repeated columns.
 """
 from __future__ import annotations
 
@@ -24,25 +28,32 @@ class RowLosses(NamedTuple):
     rank: tf.Tensor  # [B] number of the row's negatives scoring above its positive
 
 
-def excluded_columns(rows, ids: tf.Tensor | None, mask: tf.Tensor | None, num_columns) -> tf.Tensor:
-    """[B, N] True where column j is not a negative of row i: the row's own column, columns
-    holding the same id as its positive (``ids`` given: accidental hits) and columns ``mask``
-    leaves out (False in ``mask``)."""
+def excluded_columns(rows, ids: tf.Tensor | None, mask: tf.Tensor | None, num_columns,
+                     positive_columns: tf.Tensor | None = None) -> tf.Tensor:
+    """[B, N] True where column j is not a negative of row i: the row's own column (column i,
+    or ``positive_columns[i]``), columns holding the same id as its positive (``ids`` given:
+    accidental hits) and columns ``mask`` leaves out (False in ``mask``)."""
     if ids is not None:
         hashed = tf.strings.to_hash_bucket_fast(ids, 2 ** 62) if ids.dtype == tf.string else ids
-        excluded = tf.equal(hashed[:rows, None], hashed[None, :])  # the diagonal included
-    else:
+        row_ids = hashed[:rows] if positive_columns is None else tf.gather(hashed, positive_columns)
+        excluded = tf.equal(row_ids[:, None], hashed[None, :])  # the own column included
+    elif positive_columns is None:
         excluded = tf.cast(tf.eye(rows, num_columns), tf.bool)
+    else:
+        excluded = tf.cast(tf.one_hot(positive_columns, num_columns, dtype=tf.int32), tf.bool)
     if mask is not None:
         excluded = tf.logical_or(excluded, tf.logical_not(mask))
     return excluded
 
 
 def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tensor,
-                     num_hard_negatives: int | None = None) -> RowLosses:
-    """Per row i: ``-log softmax`` of column i among column i and the columns not
-    ``excluded`` (``[B, N]``; column i is always treated as the positive). With
+                     num_hard_negatives: int | None = None, positive_columns: tf.Tensor | None = None,
+                     column_log_counts: tf.Tensor | None = None) -> RowLosses:
+    """Per row i: ``-log softmax`` of its positive column among it and the columns not
+    ``excluded`` (``[B, N]``). The positive is column i, or ``positive_columns[i]``. With
     ``num_hard_negatives`` = k only the k highest-scoring negatives stay in the softmax.
+    ``column_log_counts`` ([N], log of how many identical columns each one stands for) adds
+    each negative column that many times to the softmax and to the rank.
 
     Example (hand-checked: row 0 scores 2 on its positive and 0 on one negative, so its loss
     is log(1 + e^-2) = 0.1269; row 1 has no negative, loss 0):
@@ -50,16 +61,32 @@ def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tenso
         ...                  tf.constant([[True, False], [True, True]])).loss
         [0.1269, 0.0]
     """
+    if column_log_counts is not None and num_hard_negatives is not None:
+        raise ValueError("num_hard_negatives keeps the top columns, which repeated columns would fill: "
+                         "pass column_log_counts=None (one column per occurrence) with it")
+    positives = candidates[:tf.shape(query)[0]] if positive_columns is None else tf.gather(candidates, positive_columns)
+    positive = tf.cast(tf.reduce_sum(query * positives, axis=-1), tf.float32)
+    if column_log_counts is not None:
+        # a column standing for n identical ones enters the softmax as e^(logit + log n); one
+        # extra dimension ([q, 1] . [c, log n]) adds it in the matmul instead of a pass over the scores
+        log_counts = tf.cast(column_log_counts, candidates.dtype)
+        query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
+        candidates = tf.concat([candidates, log_counts[:, None]], axis=1)
     # the softmax in float32 whatever the towers' dtype (mixed precision): -1e9 and the
     # log-sum-exp of many columns need its range
     logits = tf.cast(tf.matmul(query, candidates, transpose_b=True), tf.float32)
-    positive = tf.cast(tf.reduce_sum(query * candidates[:tf.shape(query)[0]], axis=-1), tf.float32)
     negatives = tf.where(excluded, MASKED_LOGIT, logits)
     if num_hard_negatives is not None:
         negatives = tf.math.top_k(negatives, tf.minimum(int(num_hard_negatives), tf.shape(negatives)[1])).values
     # log(e^pos + sum e^neg) - pos = softplus(logsumexp(neg) - pos); an all-masked row gives 0
     loss = tf.nn.softplus(tf.reduce_logsumexp(negatives, axis=1) - positive)
-    rank = tf.reduce_sum(tf.cast(negatives > tf.stop_gradient(positive)[:, None], tf.int32), axis=1)
+    threshold = tf.stop_gradient(positive)[:, None]
+    if column_log_counts is None:
+        rank = tf.reduce_sum(tf.cast(negatives > threshold, tf.int32), axis=1)
+    else:  # the columns whose own score (log n taken off again) beats the positive, n times each
+        log_counts = tf.cast(column_log_counts, tf.float32)
+        counts = tf.cast(tf.round(tf.exp(log_counts)), tf.int32)
+        rank = tf.reduce_sum(tf.where(negatives > threshold + log_counts[None, :], counts[None, :], 0), axis=1)
     return RowLosses(loss, rank)
 
 

@@ -119,8 +119,7 @@ class AlignedTwoTowerModel(TwoTowerModel):
             parts["debias_loss"] = self.debiaser.fit_loss(value, estimate)
             weights = self.debiaser.row_weights(value, estimate)
         parts["retrieval_loss"] = self.contrastive_loss(inputs, sample_weight=weights)
-        batch = tf.shape(inputs.query)[0]
-        positives = inputs.candidates[:batch]
+        positives = inputs.row_positives()
         if self.light_ranker is not None:
             # the ranker learns on top of the towers; its loss does not reshape them
             scores = self.light_ranker(tf.stop_gradient(inputs.query), tf.stop_gradient(positives)[:, None, :])
@@ -135,7 +134,7 @@ class AlignedTwoTowerModel(TwoTowerModel):
                 reward = self.reward_model.pair_values(features)
             logits = tf.matmul(inputs.query, positives, transpose_b=True) / self.logits_temperature
             parts["alignment_loss"] = self.reward_weight * reward_alignment_loss(
-                logits, reward, self.reward_temperature, mask=None if inputs.mask is None else inputs.mask[:, :batch])
+                logits, reward, self.reward_temperature, mask=inputs.row_mask())
         for name, loss in parts.items():
             self.loss_trackers[name].update_state(loss)
         return tf.add_n(list(parts.values()))
