@@ -45,6 +45,30 @@ def test_weighted_unique_columns_equal_repeated_columns_and_numpy():
     np.testing.assert_allclose(got.loss.numpy().mean(), softmax_loss_reference(logits, np.arange(6)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("weighted", [True, False])
+def test_no_mask_when_rows_exclude_only_their_own_column(weighted):
+    """``excluded=None``: the repeats of a row's own column come off the full log-sum-exp."""
+    rng = np.random.default_rng(1)
+    query = rng.normal(size=(7, 4)).astype("f4") * 3  # large scores: the positive dominates some rows
+    unique = rng.normal(size=(4, 4)).astype("f4")
+    positive_columns = np.array([0, 0, 0, 1, 2, 3, 1]) if weighted else np.array([0, 1, 2, 3, 0, 1, 2])
+    ids = np.array(["a", "b", "c", "d"])
+    log_counts = np.log(np.bincount(positive_columns)).astype("f4") if weighted else None
+    columns = unique if weighted else rng.normal(size=(7, 4)).astype("f4")  # no ties: distinct vectors
+    kwargs = dict(positive_columns=tf.constant(positive_columns), column_log_counts=log_counts) if weighted else {}
+    masked = contrastive_rows(query, columns, excluded_columns(
+        7, tf.constant(ids if weighted else np.arange(7).astype(str)), None, len(columns),
+        tf.constant(positive_columns) if weighted else None), **kwargs)
+    unmasked = contrastive_rows(query, columns, None, **kwargs)
+    np.testing.assert_allclose(unmasked.loss.numpy(), masked.loss.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(unmasked.rank.numpy(), masked.rank.numpy())
+    # a batch of one item: every row's softmax holds its positive alone
+    alone = contrastive_rows(query[:3], unique[:1], None, positive_columns=tf.zeros([3], tf.int32),
+                             column_log_counts=tf.constant([np.log(3.0)], tf.float32))
+    np.testing.assert_allclose(alone.loss.numpy(), 0.0, atol=1e-6)
+    assert alone.rank.numpy().tolist() == [0, 0, 0]
+
+
 def test_hard_negatives_refuse_weighted_columns():
     with pytest.raises(ValueError, match="num_hard_negatives"):
         contrastive_rows(tf.ones([2, 2]), tf.ones([2, 2]), tf.zeros([2, 2], tf.bool), num_hard_negatives=1,
@@ -62,11 +86,12 @@ def test_row_keys_tell_apart_rows_whose_candidate_features_differ():
     assert index.numpy().tolist() == [0, 1]  # ["x", "y"] and ["xy"] are different lists
 
 
-def _model_and_batch(tiny_tables, **config):
+def _model_and_batch(tiny_tables, item_features=True, **config):
     from tt_tf.config import TrainConfig
     from tt_tf.data import build_schema, training_dataset
     from tt_tf.train import build_model, make_item_frequency
     train, _, _, users, items = tiny_tables
+    items = items if item_features else None
     config = TrainConfig(**{**SMALL_CONFIG, "dropout": None, **config})
     schema = build_schema(train, users, items)
     model = build_model(schema, config, make_item_frequency(config, train), train, items)
@@ -87,7 +112,7 @@ def _loss_and_gradients(model, batch, unique):
 
 
 @pytest.mark.parametrize("config", [{}, {"mask_known_positives": True, "logits_temperature": 0.1},
-                                    {"logq_correction": False}])
+                                    {"logq_correction": False}, {"item_features": False}])
 def test_unique_columns_give_the_loss_gradients_and_recall_of_one_column_per_row(tiny_tables, config):
     model, batch = _model_and_batch(tiny_tables, **config)
     per_row, loss, gradients, recall = _loss_and_gradients(model, batch, unique=False)
@@ -95,6 +120,8 @@ def test_unique_columns_give_the_loss_gradients_and_recall_of_one_column_per_row
     rows = int(tf.shape(batch["item_id"])[0])
     distinct = len(np.unique(batch["item_id"].numpy()))
     assert per_row.candidates.shape[0] == rows and unique.candidates.shape[0] == distinct < rows
+    # an id-only candidate tower with in-batch negatives needs no [rows x columns] mask
+    assert unique.own_column_only == (config == {"item_features": False}) and not per_row.own_column_only
     np.testing.assert_allclose(unique_loss, loss, rtol=1e-5)
     assert unique_recall == recall
     for got, want in zip(unique_gradients, gradients):

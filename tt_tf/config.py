@@ -56,6 +56,8 @@ class TrainConfig:
     logq_correction: bool = True
     downscore_false_negatives: bool = True
     mask_known_positives: bool = False
+    # score each distinct positive of a batch once, weighted by its count (same loss, fewer scores)
+    unique_candidates: bool = True
     # negatives: a list of "in-batch", {"catalogue": {num_negatives, num_eval_negatives,
     # distribution: uniform|weighted|log_uniform}}, {"memory": {memory_size, warmup_steps}}
     negative_samplers: list = dataclasses.field(default_factory=lambda: ["in-batch"])

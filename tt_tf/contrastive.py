@@ -46,14 +46,16 @@ def excluded_columns(rows, ids: tf.Tensor | None, mask: tf.Tensor | None, num_co
     return excluded
 
 
-def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tensor,
+def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tensor | None,
                      num_hard_negatives: int | None = None, positive_columns: tf.Tensor | None = None,
                      column_log_counts: tf.Tensor | None = None) -> RowLosses:
     """Per row i: ``-log softmax`` of its positive column among it and the columns not
     ``excluded`` (``[B, N]``). The positive is column i, or ``positive_columns[i]``. With
     ``num_hard_negatives`` = k only the k highest-scoring negatives stay in the softmax.
     ``column_log_counts`` ([N], log of how many identical columns each one stands for) adds
-    each negative column that many times to the softmax and to the rank.
+    each negative column that many times to the softmax and to the rank. ``excluded=None``
+    says that a row's own column (with its repeats) is all it excludes: then no [B, N] mask is
+    built or applied, the repeats are taken off the full log-sum-exp per row instead.
 
     Example (hand-checked: row 0 scores 2 on its positive and 0 on one negative, so its loss
     is log(1 + e^-2) = 0.1269; row 1 has no negative, loss 0):
@@ -64,17 +66,40 @@ def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tenso
     if column_log_counts is not None and num_hard_negatives is not None:
         raise ValueError("num_hard_negatives keeps the top columns, which repeated columns would fill: "
                          "pass column_log_counts=None (one column per occurrence) with it")
-    positives = candidates[:tf.shape(query)[0]] if positive_columns is None else tf.gather(candidates, positive_columns)
-    positive = tf.cast(tf.reduce_sum(query * positives, axis=-1), tf.float32)
+    rows = tf.shape(query)[0]
+    own_columns = tf.range(rows) if positive_columns is None else positive_columns
+    if excluded is not None:  # the positive's score as a row-wise dot product, not from the [B, N] scores
+        positive = tf.cast(tf.reduce_sum(query * tf.gather(candidates, own_columns), axis=-1), tf.float32)
     if column_log_counts is not None:
         # a column standing for n identical ones enters the softmax as e^(logit + log n); one
         # extra dimension ([q, 1] . [c, log n]) adds it in the matmul instead of a pass over the scores
-        log_counts = tf.cast(column_log_counts, candidates.dtype)
         query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
-        candidates = tf.concat([candidates, log_counts[:, None]], axis=1)
+        candidates = tf.concat([candidates, tf.cast(column_log_counts, candidates.dtype)[:, None]], axis=1)
+        log_counts = tf.cast(column_log_counts, tf.float32)
+        counts = tf.cast(tf.round(tf.exp(log_counts)), tf.int32)
     # the softmax in float32 whatever the towers' dtype (mixed precision): -1e9 and the
     # log-sum-exp of many columns need its range
     logits = tf.cast(tf.matmul(query, candidates, transpose_b=True), tf.float32)
+    if excluded is None:
+        # sum_j n_j e^(z_ij) holds the positive n_own times, its softmax once:
+        # log(sum - (n_own - 1) e^pos) - pos = lse - pos + log1p(-(n_own - 1) e^(pos - lse)),
+        # and (n_own - 1) e^(pos - lse) <= (n_own - 1) / n_own keeps the log finite
+        everything = tf.reduce_logsumexp(logits, axis=1)
+        # the rank compares with the own column's score as the matmul rounded it (so that the
+        # own column never outscores itself); the loss's positive stays a row-wise dot
+        # product, whose gradient is not a [B, N] scatter
+        positive = tf.cast(tf.reduce_sum(query * tf.gather(candidates, own_columns), axis=-1), tf.float32)
+        threshold = tf.stop_gradient(tf.gather(logits, own_columns, batch_dims=1))
+        if column_log_counts is None:
+            rank = tf.reduce_sum(tf.cast(logits > threshold[:, None], tf.int32), axis=1)
+            return RowLosses(everything - positive, rank)
+        own_log_count = tf.gather(log_counts, own_columns)
+        positive, threshold = positive - own_log_count, threshold - own_log_count
+        repeats = tf.exp(own_log_count) - 1.0
+        share = tf.minimum(repeats * tf.exp(positive - everything), repeats / (repeats + 1.0))
+        outscoring = logits - log_counts[None, :] > threshold[:, None]
+        return RowLosses(everything - positive + tf.math.log1p(-share),
+                         tf.reduce_sum(tf.where(outscoring, counts[None, :], 0), axis=1))
     negatives = tf.where(excluded, MASKED_LOGIT, logits)
     if num_hard_negatives is not None:
         negatives = tf.math.top_k(negatives, tf.minimum(int(num_hard_negatives), tf.shape(negatives)[1])).values
@@ -84,9 +109,7 @@ def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tenso
     if column_log_counts is None:
         rank = tf.reduce_sum(tf.cast(negatives > threshold, tf.int32), axis=1)
     else:  # the columns whose own score (log n taken off again) beats the positive, n times each
-        log_counts = tf.cast(column_log_counts, tf.float32)
-        counts = tf.cast(tf.round(tf.exp(log_counts)), tf.int32)
-        rank = tf.reduce_sum(tf.where(negatives > threshold + log_counts[None, :], counts[None, :], 0), axis=1)
+        rank = tf.reduce_sum(tf.where(negatives - log_counts[None, :] > threshold, counts[None, :], 0), axis=1)
     return RowLosses(loss, rank)
 
 

@@ -25,6 +25,7 @@ class LogitsInputs(NamedTuple):
     trainable_log_counts: tf.Tensor | None  # [N] log expected count over gradient-carrying samplers
     positive_columns: tf.Tensor | None = None  # [B] each row's positive column (None: column i)
     column_log_counts: tf.Tensor | None = None  # [N] log of how many batch positives a column stands for
+    own_column_only: bool = False  # True: a row excludes its own column only (no [B, N] mask to build)
 
     def row_positives(self) -> tf.Tensor:
         """[B, d] each row's positive candidate vector."""
@@ -235,8 +236,11 @@ class TwoTowerModel(tfrs.models.Model):
             known = known_positive_mask(self.known_positives(features), ids)
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
+        # one column per distinct id and no sampler's columns: no other column holds a row's positive id
+        own_column_only = positive_columns is not None and names == [self.candidate_id_feature] \
+            and mask is None and all(isinstance(s, InBatchSampler) for s in self.negative_samplers)
         return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
-                            trainable_log_counts, positive_columns, column_log_counts)
+                            trainable_log_counts, positive_columns, column_log_counts, own_column_only)
 
     def _scores_unique_candidates(self, features, names) -> bool:
         """Whether repeated positives can share a column without changing the loss: the tower
@@ -314,7 +318,7 @@ class TwoTowerModel(tfrs.models.Model):
                             trainable_log_counts)
 
     def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
-                        sample_weight=None, positive_columns=None, column_log_counts=None):
+                        sample_weight=None, positive_columns=None, column_log_counts=None, own_column_only=False):
         """Sum of the rows' cross-entropies divided by the global batch: under tf.distribute
         each replica contributes its share of the global mean (Keras refuses
         SUM_OVER_BATCH_SIZE inside a strategy outside compile()); on one device, the mean.
@@ -330,8 +334,8 @@ class TwoTowerModel(tfrs.models.Model):
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
         # a column holding row i's positive id (other than column i) is no negative of row i
-        excluded = excluded_columns(rows, ids if self.downscore_false_negatives else None, mask,
-                                    tf.shape(candidates)[0], positive_columns)
+        excluded = None if own_column_only else excluded_columns(
+            rows, ids if self.downscore_false_negatives else None, mask, tf.shape(candidates)[0], positive_columns)
         losses = contrastive_rows(query, candidates, excluded, self.num_hard_negatives, positive_columns,
                                   column_log_counts)
         loss = losses.loss
@@ -351,7 +355,8 @@ class TwoTowerModel(tfrs.models.Model):
         if inputs.frozen is None:
             return self._retrieval_loss(inputs.query, inputs.candidates, inputs.ids, inputs.log_counts, inputs.mask,
                                         sample_weight=sample_weight, positive_columns=inputs.positive_columns,
-                                        column_log_counts=inputs.column_log_counts)
+                                        column_log_counts=inputs.column_log_counts,
+                                        own_column_only=inputs.own_column_only)
         # Columns without gradients (memory entries) train the query tower only. The candidate
         # tower learns from the columns that carry gradients, with their own correction: fed
         # the frozen columns too, its positives are pulled harder than its negatives are
@@ -380,6 +385,7 @@ class TwoTowerModel(tfrs.models.Model):
             "downscore_false_negatives": self.downscore_false_negatives,
             "known_positive_masking": self.known_positives is not None,
             "num_hard_negatives": self.num_hard_negatives,
+            "unique_candidates": self.unique_candidates,
         }
 
     def get_config(self):

@@ -194,6 +194,7 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None, intera
             config.negative_samplers,
             None if interactions is None else sampler_factory(config, schema, interactions, items)),
         num_hard_negatives=config.num_hard_negatives,
+        unique_candidates=config.unique_candidates,
         known_positives=KnownPositiveIndex.from_interactions(interactions, config.user_id, config.item_id)
         if config.mask_known_positives and interactions is not None else None,
         **model_kwargs,
