@@ -104,3 +104,22 @@ def test_history_encoder_auto_follows_the_history_mode():
         query, _ = build_towers(schema, TrainConfig(history_encoder=choice, query_dimensions=[8],
                                                     candidate_dimensions=[8]))
         assert (query.input_block.history_encoder is not None) == attends
+
+
+def test_known_positive_masking_auto_follows_the_history_mode(tiny_tables):
+    from tt_tf.config import TrainConfig
+    from tt_tf.train import resolve_known_positive_masking, train_model
+    assert resolve_known_positive_masking(TrainConfig(), "all") is True
+    assert resolve_known_positive_masking(TrainConfig(), "before") is False
+    assert resolve_known_positive_masking(TrainConfig(mask_known_positives=False), "all") is False
+    assert resolve_known_positive_masking(TrainConfig(mask_known_positives=True), "before") is True
+    with pytest.raises(ValueError, match="mask_known_positives"):
+        TrainConfig(mask_known_positives="sometimes")
+    train, valid, _, users, items = tiny_tables
+    small = dict(epochs=1, batch_size=256, query_dimensions=[8], candidate_dimensions=[8], id_embedding_dim=4)
+    # valid after train in time (leave-last-out): history before, no masking; a random
+    # hold-out (no --valid: one random interaction per user): history all, masking
+    temporal = train_model(train, users, items, TrainConfig(**small), valid=valid, verbose=0)
+    random_split = train_model(train, users, items, TrainConfig(**small), verbose=0)
+    assert (temporal.history_mode, temporal.model.known_positives is None) == ("before", True)
+    assert (random_split.history_mode, random_split.model.known_positives is not None) == ("all", True)

@@ -55,7 +55,9 @@ class TrainConfig:
     logits_temperature: float = 0.2
     logq_correction: bool = True
     downscore_false_negatives: bool = True
-    mask_known_positives: bool = False
+    # mask a user's other training items out of its rows' negatives; auto: for a random
+    # hold-out (history_mode all), where they sit in the query's history and are masked when scoring
+    mask_known_positives: bool | str = "auto"
     # score each distinct positive of a batch once, weighted by its count (same loss, fewer scores)
     unique_candidates: bool = True
     # negatives: a list of "in-batch", {"catalogue": {num_negatives, num_eval_negatives,
@@ -95,6 +97,7 @@ class TrainConfig:
             "negative_samplers": isinstance(self.negative_samplers, (list, str)) and bool(self.negative_samplers),
             "num_hard_negatives": self.num_hard_negatives is None or int(self.num_hard_negatives) >= 1,
             "history_encoder": self.history_encoder in ("auto", "mean", "attention"),
+            "mask_known_positives": self.mask_known_positives in ("auto", True, False),
             "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
             "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
@@ -169,7 +172,7 @@ def reference_markdown() -> str:
         if heading:
             lines += ["", f"**{' '.join(heading)}**", "", "| option | type | default | note |", "|---|---|---|---|"]
             heading = []
-        name, kind, note = match.group(1), match.group(2).strip(), match.group(3) or ""
+        name, kind, note = match.group(1), match.group(2).strip().replace("|", "\\|"), match.group(3) or ""
         default = json.dumps(getattr(defaults, name))
         lines.append(f"| `{name}` | `{kind}` | `{default}` | {note} |")
     return "\n".join(lines) + "\n"
