@@ -29,12 +29,15 @@ def _earlier(label, report, name) -> list:
         + f" (`benchmarks/results/{name}.json`).", ""]
 
 
-def foundation(report, mean_history=None, adam=None) -> list:
+def foundation(report, mean_history=None, adam=None, unmasked=None) -> list:
     lines = ["## Foundation: ML-100K, `tt-tf train` defaults (issue 2)", ""]
     lines += _earlier("Before `history_encoder: auto` (issue 6: attention over the newest items on temporal splits), "
                       "with a mean-pooled history", mean_history, "foundation_ml100k_mean_history")
     lines += _earlier("With Keras's Adam (before `LazyAdam` became the default optimizer) and the attention over "
                       "every position in its last layer", adam, "foundation_ml100k_adam")
+    lines += _earlier("Before `mask_known_positives: auto` (a user's other training items masked out of its "
+                      "negatives on random hold-outs) and unique candidate columns", unmasked,
+                      "foundation_ml100k_unmasked")
     if report is None:
         return lines + ["Not run yet with the current defaults: `python benchmarks/foundation_ml100k.py`.", ""]
     lines += [f"Command: `{report['command']}` ({report['machine']['cpus']} CPUs, {report['machine']['platform']}). "
@@ -313,7 +316,8 @@ def _cell(stats, digits=4):
 
 def main():
     head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text()
-    body = (foundation(load("foundation_ml100k"), load("foundation_ml100k_mean_history"), load("foundation_ml100k_adam"))
+    body = (foundation(load("foundation_ml100k"), load("foundation_ml100k_mean_history"), load("foundation_ml100k_adam"),
+                       load("foundation_ml100k_unmasked"))
             + negatives(load("negatives_ablation"))
             + history(load("history_ml100k")) + alignment(load("alignment_synthetic"))
             + serving(load("serving")) + load_section(load("load")) + scale(load("scale")))
