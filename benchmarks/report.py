@@ -84,16 +84,30 @@ def serving(report) -> list:
                          f"| {c8['p50_ms']:.2f} / {c8['p99_ms']:.2f} | {c8['requests_per_s']:.0f} | "
                          f"{h1['p50_ms']:.3f} / {h1['p99_ms']:.3f} | {h8['p50_ms']:.3f} / {h8['p99_ms']:.3f} | "
                          f"{floor['p50_ms']:.3f} / {floor['p99_ms']:.3f} | {h1['p50_ms'] / max(floor['p50_ms'], 1e-9):.1f}× |")
+    live = report["results"].get("1000", {}).get("live_c8")
+    measured = (f"this run's {live['p99_ms']:.1f} ms at {live['requests_per_s']:.0f} requests/s" if live
+                else "not measured in this run")
     lines += ["", "How to read it. With a live query tower the handler is within 2× of the floor (the tower call "
               "dominates both); with a stored vector the floor is a few microseconds of numpy, and the handler's "
-              "fixed ~0.15 ms (store lookups, whitelist, request log, response) is the ratio. At concurrency 8 the "
-              "client, the server and the tower share 2 cores: by Little's law 8 requests in flight at ~560-700 "
-              "live requests/s put the mean latency at 11-14 ms, so p99 <= 10 ms at c8 is not reached on this "
-              "machine (it needs more than ~1,200 requests/s). Changes that got here (1,000 live offers, c8: "
-              "228 -> 558-696 req/s, p99 65 -> 27-38 ms): an idle tower is called in the request's own thread, the "
-              "campaign's offers are split and their vectors gathered once per run, one BLAS thread per request "
-              "thread (at 10,000 offers multi-threaded BLAS under 8 request threads took 108 req/s and p99 250 ms), "
-              "orjson, uvloop + httptools, and a client that does not spend 1 ms of the shared CPU per request."]
+              "fixed ~0.15-0.3 ms (store lookups, whitelist, request log, response) is the ratio. At concurrency 8 "
+              "the client, the server and the tower share 2 cores, and the server's event loop is the bottleneck: "
+              "per-thread CPU from /proc (one A/B run) was 0.6 ms per stored request and 0.9-1.1 ms per live "
+              "one on the loop's thread (plus 0.13 ms on the request-log writer, 0.2 ms in TensorFlow's threads, "
+              "0.1 ms in the client), so the loop tops out near 1,000-1,200 live requests/s, and by Little's law "
+              "8 requests in flight then take 7-8 ms on average. p99 <= 10 ms at 1,000 live offers and c8 is at "
+              f"the edge on this machine: {measured}; 19 runs of the event-loop design during this work (with "
+              "and without the variants below) gave 9.3-20.5 ms, median 12.7 ms (the VM's own noise moves the "
+              "numpy floor by 30 % between runs). "
+              "Changes that got here (1,000 live offers, c8: 228 -> 558 -> ~1,100 req/s, p99 65 -> 38 -> ~12 ms): "
+              "`/invocations` runs in the event loop (no thread hand-off per request; its only blocking calls, "
+              "a network store's lookups, go to a thread), and the live tower batches the requests of one loop "
+              "turn into one call (1 row and 8 rows cost the same 0.5 ms; batches averaged ~3 rows at c8); "
+              "tried and not kept: a dedicated tower thread (more CPU per request: 1.3 vs 1.0 ms, p99 15-17 ms), "
+              "one TensorFlow inter/intra-op thread (no difference outside the noise); a 20 ms linger in the "
+              "request-log writer so a SQLite commit (0.2 ms of CPU) is shared by the rows of 20 ms; the campaign's "
+              "offers split and their vectors gathered once per run; one BLAS thread per thread (at 10,000 offers "
+              "multi-threaded BLAS under 8 request threads took 108 req/s and p99 250 ms); orjson, uvloop + "
+              "httptools; and a client that does not spend 1 ms of the shared CPU per request."]
     return lines + [""]
 
 

@@ -6,5 +6,6 @@ from fastapi import Request
 from serving.service import Service
 
 
-def get_service(request: Request) -> Service:
+# async: FastAPI runs a plain-def dependency in a worker thread, a hand-off per request
+async def get_service(request: Request) -> Service:
     return request.app.state.service

@@ -18,16 +18,21 @@ from tt_tf.stores.base import StoreError
 
 class RequestLogger:
     def __init__(self, write, spool_path, metrics=None, batch_size: int = 256, flush_seconds: float = 0.5,
-                 queue_size: int = 10_000, spool_max_rows: int = 1_000_000, name: str = "invocations"):
+                 queue_size: int = 10_000, spool_max_rows: int = 1_000_000, name: str = "invocations",
+                 linger_seconds: float = 0.02):
         """Args:
             write: callable taking a list of rows (e.g. ``store.log_invocations``).
             spool_path: where rows wait while the store is down.
+            linger_seconds: after a row arrives, how long the writer waits for more before it
+                writes. A write's fixed cost (a SQLite commit: about 0.2 ms of CPU) then spreads
+                over the rows of 20 ms instead of falling on nearly every row under load.
         """
         self.write = write
         self.spool_path = Path(spool_path)
         self.metrics = metrics
         self.batch_size = int(batch_size)
         self.flush_seconds = float(flush_seconds)
+        self.linger_seconds = float(linger_seconds)
         self.spool_max_rows = int(spool_max_rows)
         self.name = name
         self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
@@ -80,6 +85,8 @@ class RequestLogger:
             rows.append(self._queue.get(timeout=wait) if wait else self._queue.get_nowait())
         except queue.Empty:
             return rows
+        if wait and self.linger_seconds > 0 and self._queue.qsize() < self.batch_size - 1:
+            self._stop.wait(self.linger_seconds)  # one sleep, not a wake-up per arriving row
         while len(rows) < self.batch_size:
             try:
                 rows.append(self._queue.get_nowait())

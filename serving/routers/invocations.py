@@ -6,6 +6,7 @@ import time
 import uuid as _uuid
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import ORJSONResponse
 
 from serving.deps import get_service
@@ -17,27 +18,44 @@ from tt_tf.stores import StoreError
 router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
 
 
-def lookup(service: Service, operation: str, call, *args):
-    """A store lookup that degrades to None (and is counted) when the store fails."""
+async def lookup(service: Service, operation: str, call, *args):
+    """A store lookup that degrades to None (and is counted) when the store fails. A store that
+    waits on the network is called from a worker thread so that the event loop keeps serving."""
     try:
-        return call(*args)
+        return await run_in_threadpool(call, *args) if service.store.lookups_block else call(*args)
     except StoreError:
         service.metrics.inc("tt_tf_store_errors_total", operation=operation)
         return None
 
 
-def customer_features(service: Service, customer, params: dict) -> dict | None:
+async def customer_features(service: Service, customer, params: dict) -> dict | None:
     """Looked-up features with the request's params on top; params alone go on top of the
     configured defaults; None when there is neither (the caller then uses the defaults)."""
-    found = lookup(service, "customer_lookup", service.store.customer_features, customer)
+    found = await lookup(service, "customer_lookup", service.store.customer_features, customer)
     if found is None and not params:
         return None
     base = found if found is not None else dict(service.settings.default_features)
     return {**base, **params}
 
 
+async def user_vector(service: Service, run, customer, features: dict | None, defaults: dict | None = None) -> tuple:
+    """``(vector, source)`` in the contract's order (``LoadedRun.user_vector_plan``; ``defaults``:
+    the configured default features unless given); the live tower's call joins the other
+    requests of this event-loop turn in one batch."""
+    stored = None if customer is None else \
+        await lookup(service, "user_vector", service.store.user_vector, run.run_id, customer)
+    defaults = service.settings.default_features if defaults is None else defaults
+    vector, tower_input, source = run.user_vector_plan(stored, features, defaults)
+    if tower_input is not None:
+        vector = await run.query_tower.embed_async(tower_input)
+    return vector, source
+
+
+# async: run in the event loop itself, so a request costs no thread hand-offs and concurrent
+# live requests batch their tower calls; everything here is CPU work of well under a millisecond
+# (lookups that can block go to a thread in `lookup`)
 @router.post("/invocations", response_class=ORJSONResponse)
-def invocations(body: Invocation, service: Service = Depends(get_service)):
+async def invocations(body: Invocation, service: Service = Depends(get_service)):
     started = time.perf_counter()
     settings = service.settings
     if settings.campaigns and body.campaign not in settings.campaigns:
@@ -46,13 +64,9 @@ def invocations(body: Invocation, service: Service = Depends(get_service)):
         raise HTTPException(422, f"numberoffers must be at most {settings.max_offers}, got {body.numberoffers}")
     run = service.run
     request_uuid = str(_uuid.uuid4())
-    features = customer_features(service, body.customer, body.params)
-    try:
-        vector, source = run.user_vector(body.customer, features, settings.default_features)
-    except StoreError:
-        service.metrics.inc("tt_tf_store_errors_total", operation="user_vector")
-        vector, source = run.user_vector(None, features, settings.default_features)
-    white_list = lookup(service, "whitelist", service.store.whitelist, body.customer)
+    features = await customer_features(service, body.customer, body.params)
+    vector, source = await user_vector(service, run, body.customer, features)
+    white_list = await lookup(service, "whitelist", service.store.whitelist, body.customer)
     offers = eligible_offers(run, white_list)
     reason = None
     if vector is None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
 
 from serving.ann import exact_top_k
 from serving.deps import get_service
-from serving.routers.invocations import customer_features
+from serving.routers.invocations import customer_features, user_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
 
@@ -14,15 +15,21 @@ router = APIRouter(prefix="/v1", tags=["retrieval"], responses=ERROR_RESPONSES)
 
 
 @router.post("/retrieve")
-def retrieve(body: RetrieveRequest, service: Service = Depends(get_service)) -> dict:
+async def retrieve(body: RetrieveRequest, service: Service = Depends(get_service)) -> dict:
     if body.customer is None and not body.features:
         raise HTTPException(422, "give a customer or a features object")
     run = service.run
+    # the user vector as /invocations finds it (its tower calls batch with theirs); the search
+    # scans the whole catalogue, so it runs in a worker thread, off the event loop
     if body.customer is not None:
-        features = customer_features(service, body.customer, body.features or {})
-        vector, source = run.user_vector(body.customer, features, service.settings.default_features)
+        features = await customer_features(service, body.customer, body.features or {})
+        vector, source = await user_vector(service, run, body.customer, features)
     else:
-        vector, source = run.user_vector(None, body.features, {})
+        vector, source = await user_vector(service, run, None, body.features, defaults={})
+    return await run_in_threadpool(search, service, run, body, vector, source)
+
+
+def search(service: Service, run, body: RetrieveRequest, vector, source: str) -> dict:
     if vector is None:
         raise HTTPException(404, f"no user vector: {source}")
     if body.rerank and run.light_ranker is None:

@@ -130,6 +130,45 @@ def test_live_tower_then_defaults_then_reason(published):
         assert answer.json()["final_result"] == [] and "no live query tower" in answer.json()["reason"]
 
 
+@pytest.mark.parametrize("lookups_block", [True, False])
+def test_lookups_that_can_block_stay_off_the_event_loop(published, lookups_block):
+    """A store that waits on the network is called from a worker thread; a local one inline.
+    Either way the answer is the same."""
+    import asyncio
+    store, _, run_dir, _ = published
+    calls = []
+
+    class Recording(type(store)):
+        def _note(self):
+            try:
+                asyncio.get_running_loop()
+                calls.append("event loop")
+            except RuntimeError:
+                calls.append("worker thread")
+
+        def customer_features(self, customer_id):
+            self._note()
+            return super().customer_features(customer_id)
+
+        def whitelist(self, customer_key):
+            self._note()
+            return super().whitelist(customer_key)
+
+        def user_vector(self, run_id, customer_id):
+            self._note()
+            return super().user_vector(run_id, customer_id)
+
+    recording = Recording(store.root)
+    recording.lookups_block = lookups_block
+    with make_client(recording, run_dir) as client:
+        calls.clear()
+        answers = [client.post("/invocations", json={"customer": c, "numberoffers": 3, "params": p}).json()
+                   for c, p in (("7", {}), ("new-1", {"age": 30}))]
+    assert answers[0]["user_vector_source"] == "stored" and answers[1]["user_vector_source"] == "live"
+    assert all(len(a["final_result"]) == 3 for a in answers)
+    assert len(calls) == 6 and set(calls) == {"worker thread" if lookups_block else "event loop"}
+
+
 def test_live_vector_equals_exported_user_vector(published, tiny_tables):
     """A known customer's looked-up features through the live tower give the exported vector."""
     store, record, run_dir, _ = published

@@ -1,5 +1,6 @@
 """The request log loses nothing it accepted: store outages go to the spool and are replayed."""
 import json
+import time
 
 import pytest
 
@@ -48,6 +49,34 @@ def test_outage_spools_then_replays_everything_once(tmp_path):
     log.close()
     assert sorted(writer.rows) == sorted(f"u{i}" for i in range(55))
     assert log.spooled == 0 and not (tmp_path / "spool.jsonl").exists()
+
+
+class BatchNotingWriter(FlakyWriter):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def __call__(self, rows):
+        self.batches.append(len(rows))
+        super().__call__(rows)
+
+
+@pytest.mark.parametrize("linger_seconds, one_batch", [(0.3, True), (0.0, False)])
+def test_rows_arriving_together_are_written_in_one_batch(tmp_path, linger_seconds, one_batch):
+    writer = BatchNotingWriter()
+    log = RequestLogger(writer, tmp_path / "spool.jsonl", batch_size=64, flush_seconds=0.01,
+                        linger_seconds=linger_seconds)
+    log.start()
+    for row in rows(0, 30):
+        log.log(row)
+        if linger_seconds:
+            time.sleep(0.002)  # rows a few ms apart: the writer waits for the others
+        else:
+            log.flush()  # without lingering it writes what is there when it wakes
+    assert log.flush()
+    log.close()
+    assert len(writer.rows) == 30
+    assert (writer.batches == [30]) is one_batch
 
 
 def test_close_spools_what_the_store_refuses_and_a_restart_replays_it(tmp_path):

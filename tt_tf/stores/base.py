@@ -48,6 +48,10 @@ def check_vectors(ids, vectors, what: str) -> np.ndarray:
 class Store(abc.ABC):
     """Runs, embeddings, lookups and logs. Ids are stored as strings."""
 
+    # True when a lookup may wait on a network round trip: the scorer then keeps its lookups
+    # off the event loop (a local store answers in microseconds and is called inline)
+    lookups_block: bool = True
+
     # runs -------------------------------------------------------------------------------
     @abc.abstractmethod
     def put_run(self, record: dict) -> None:

@@ -51,6 +51,8 @@ class LocalStore(Store):
         >>> store.latest_run()["run_id"]
     """
 
+    lookups_block = False  # SQLite on a local disk and in-memory user tables: microseconds
+
     def __init__(self, root):
         self.root = Path(root)
         try:
