@@ -41,8 +41,8 @@ def _finite(vector: np.ndarray) -> np.ndarray:
 
 class LiveQueryTower:
     """The exported query tower, shared by the event loop's concurrent requests through
-    micro-batching: the first request of a loop turn schedules one tower call at the end of the
-    turn, and every request that reaches the tower in that turn joins it. A burst of N live
+    micro-batching: the first request to reach it schedules one tower call at the end of the
+    next loop turn, and every request that reaches the tower before then joins it. A burst of N live
     requests then costs about one call instead of N (1 row and 8 rows take about the same
     time), with no thread hand-off (one measured about 0.6 ms)."""
 
@@ -67,7 +67,10 @@ class LiveQueryTower:
         done = loop.create_future()
         self._pending.append((features, done))
         if len(self._pending) == 1:
-            loop.call_soon(self._run_pending)
+            # not at the end of this turn but of the next: the requests whose bytes arrived
+            # while this turn ran are parsed in between and join (at concurrency 8 a call then
+            # served 8 requests instead of 1 or 7 in turns, 1,200 -> 1,600 req/s)
+            loop.call_soon(loop.call_soon, self._run_pending)
         return _finite(await done)
 
     def _run_pending(self) -> None:
@@ -145,6 +148,7 @@ class LoadedRun:
             self.by_name.setdefault(name, []).append(offer)
             self.by_name.setdefault(offer.lower(), []).append(offer)
         self.campaign_set = offer_set(self, self.campaign_offers, gather=True)
+        self.offer_payloads: dict = {}  # offer -> its final_result fields without scores (filled on use)
         self.cold_start = self.campaign_set.skipped
         bundle = self._verified_bundle(model_roots)
         self.query_tower = LiveQueryTower(bundle) if live_user_tower and bundle is not None \

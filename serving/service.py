@@ -2,6 +2,7 @@
 request loggers, metrics and the exploration RNG. Routers only read from it."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -96,6 +97,9 @@ class Service:
             previous, self._run = self._run, run
         # requests still on the previous run finish on it (nothing to close: its tower has
         # no thread of its own); it is freed with the last reference
+        del previous
+        if self.settings.freeze_heap:
+            settle_heap()
         self.last_load_error = None
         self.ready_at = self.ready_at or time.time()
         self.metrics.inc("tt_tf_reloads_total", outcome="loaded")
@@ -127,6 +131,8 @@ class Service:
         self.invocation_log.close()
         self.response_log.close()
         self.store.close()
+        if self.settings.freeze_heap:
+            gc.unfreeze()  # the process may go on (tests, an embedding app): let it collect again
 
     # helpers for routers ------------------------------------------------------------------------
     def explore_rng(self):
@@ -139,6 +145,18 @@ class Service:
         except StoreError as error:
             self.metrics.inc("tt_tf_store_errors_total", operation="ping")
             return False, str(error)
+
+
+def settle_heap() -> None:
+    """Collect what a run load left behind, then move every surviving object out of the cyclic
+    collector's reach (``gc.freeze``). TensorFlow and a loaded tower leave about 350,000
+    long-lived objects; each full collection walked them all with the event loop stopped (150-190 ms,
+    twice per 12,000 requests measured at c8); frozen, a full collection took 1.5 ms.
+    Unfrozen first, so that the previous run's reference cycles are collected, not kept for
+    good. The collection itself (~150 ms) happens once per load, in the loading thread."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class _LockedRng:

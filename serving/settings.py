@@ -64,6 +64,7 @@ class Settings:
     spool_max_rows: int = 1_000_000
     store_timeout_ms: int = 3000
     shutdown_grace_seconds: int = 10          # in-flight requests get this long after SIGTERM
+    freeze_heap: bool = True                  # gc.freeze() after each run load (see service.settle_heap)
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:

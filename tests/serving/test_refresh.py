@@ -1,5 +1,7 @@
 """Hot reload: POST /refresh swaps to the newest run; a broken run never replaces a good one."""
+import gc
 import shutil
+import weakref
 
 from tt_tf.publish import publish
 
@@ -64,3 +66,23 @@ def test_polling_picks_up_a_new_run(published, second_bundle):
             time.sleep(0.1)
         else:
             raise AssertionError("the poller never loaded the new run")
+
+
+def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundle):
+    """After a load the cyclic collector skips the long-lived heap (``gc.freeze``: no full
+    collection stalls the event loop over TensorFlow's objects), yet a refresh still frees the
+    previous run's tower: its function graph lives in reference cycles, which only a collection
+    over the unfrozen heap frees."""
+    store, first, run_dir, items = published
+    with make_client(store, run_dir, admin_api_key="secret") as client:
+        assert gc.get_freeze_count() > 10_000
+        previous_tower = weakref.ref(client.app.state.service.run.query_tower.signature.graph)
+        second = publish(second_bundle[0], store, items)
+        store.put_run({**second, "created_at": "2999-01-01T00:00:00+00:00"})  # newest even if trained in the same second
+        answer = client.post("/refresh", headers=HEADERS).json()
+        assert answer["changed"] is True, answer
+        assert previous_tower() is None
+    assert gc.get_freeze_count() == 0  # stopped: the process collects as usual again
+    with make_client(store, run_dir, freeze_heap=False) as client:
+        assert client.post("/invocations", json={"customer": 1, "numberoffers": 1}).status_code == 200
+        assert gc.get_freeze_count() == 0
