@@ -1,6 +1,7 @@
 """``POST /invocations``: rank a campaign's offers for a customer (the contract's core call)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import time
 import uuid as _uuid
@@ -28,6 +29,20 @@ async def lookup(service: Service, operation: str, call, *args):
         return None
 
 
+async def lookups(service: Service, *calls) -> list:
+    """Several ``(operation, call, *args)`` lookups: at once on worker threads for a store that
+    waits on the network (one round trip of latency instead of one per lookup), one after the
+    other inline for a local one (a task per lookup would cost more than the lookup)."""
+    if service.store.lookups_block:
+        return list(await asyncio.gather(*(lookup(service, *call) for call in calls)))
+    return [await lookup(service, *call) for call in calls]
+
+
+def stored_vector_lookup(service: Service, run, customer) -> tuple:
+    """The ``lookups`` entry of a customer's stored vector in ``run``."""
+    return ("user_vector", service.store.user_vector, run.run_id, customer)
+
+
 async def customer_features(service: Service, customer, params: dict) -> dict | None:
     """Looked-up features with the request's params on top; params alone go on top of the
     configured defaults; None when there is neither (the caller then uses the defaults)."""
@@ -38,13 +53,18 @@ async def customer_features(service: Service, customer, params: dict) -> dict | 
     return {**base, **params}
 
 
-async def user_vector(service: Service, run, customer, features: dict | None, defaults: dict | None = None) -> tuple:
-    """``(vector, source)`` in the contract's order (``LoadedRun.user_vector_plan``; ``defaults``:
-    the configured default features unless given); the live tower's call joins the other
-    requests of this event-loop turn in one batch."""
-    stored = None if customer is None else \
-        await lookup(service, "user_vector", service.store.user_vector, run.run_id, customer)
+async def user_vector(service: Service, run, customer, params: dict | None, stored,
+                      defaults: dict | None = None) -> tuple:
+    """``(vector, source)`` in the contract's order (``LoadedRun.user_vector_plan``) given the
+    ``stored`` vector already looked up. The customer's features are looked up only when the
+    live tower needs them, not for a stored vector (a store round trip less per request); without
+    a customer, ``params`` are the features. ``defaults``: the configured default features unless
+    given. The live tower's call joins the other requests of this event-loop turn in one batch."""
     defaults = service.settings.default_features if defaults is None else defaults
+    features = None
+    if stored is None and run.query_tower is not None:
+        features = await customer_features(service, customer, params or {}) if customer is not None \
+            else (params or None)
     vector, tower_input, source = run.user_vector_plan(stored, features, defaults)
     if tower_input is not None:
         vector = await run.query_tower.embed_async(tower_input)
@@ -64,9 +84,9 @@ async def invocations(body: Invocation, service: Service = Depends(get_service))
         raise HTTPException(422, f"numberoffers must be at most {settings.max_offers}, got {body.numberoffers}")
     run = service.run
     request_uuid = str(_uuid.uuid4())
-    features = await customer_features(service, body.customer, body.params)
-    vector, source = await user_vector(service, run, body.customer, features)
-    white_list = await lookup(service, "whitelist", service.store.whitelist, body.customer)
+    stored, white_list = await lookups(service, stored_vector_lookup(service, run, body.customer),
+                                       ("whitelist", service.store.whitelist, body.customer))
+    vector, source = await user_vector(service, run, body.customer, body.params, stored)
     offers = eligible_offers(run, white_list)
     reason = None
     if vector is None:

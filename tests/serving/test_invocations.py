@@ -133,40 +133,73 @@ def test_live_tower_then_defaults_then_reason(published):
 @pytest.mark.parametrize("lookups_block", [True, False])
 def test_lookups_that_can_block_stay_off_the_event_loop(published, lookups_block):
     """A store that waits on the network is called from a worker thread; a local one inline.
-    Either way the answer is the same."""
+    Either way the answer is the same, and a customer with a stored vector costs no feature
+    lookup (only the live tower reads features)."""
     import asyncio
     store, _, run_dir, _ = published
     calls = []
 
     class Recording(type(store)):
-        def _note(self):
+        def _note(self, name):
             try:
                 asyncio.get_running_loop()
-                calls.append("event loop")
+                calls.append((name, "event loop"))
             except RuntimeError:
-                calls.append("worker thread")
+                calls.append((name, "worker thread"))
 
         def customer_features(self, customer_id):
-            self._note()
+            self._note("customer_features")
             return super().customer_features(customer_id)
 
         def whitelist(self, customer_key):
-            self._note()
+            self._note("whitelist")
             return super().whitelist(customer_key)
 
         def user_vector(self, run_id, customer_id):
-            self._note()
+            self._note("user_vector")
             return super().user_vector(run_id, customer_id)
 
     recording = Recording(store.root)
     recording.lookups_block = lookups_block
     with make_client(recording, run_dir) as client:
-        calls.clear()
-        answers = [client.post("/invocations", json={"customer": c, "numberoffers": 3, "params": p}).json()
-                   for c, p in (("7", {}), ("new-1", {"age": 30}))]
-    assert answers[0]["user_vector_source"] == "stored" and answers[1]["user_vector_source"] == "live"
-    assert all(len(a["final_result"]) == 3 for a in answers)
-    assert len(calls) == 6 and set(calls) == {"worker thread" if lookups_block else "event loop"}
+        answers = []
+        for customer, params in (("7", {}), ("new-1", {"age": 30})):
+            calls.clear()
+            answers.append(client.post("/invocations", json={"customer": customer, "numberoffers": 3,
+                                                             "params": params}).json())
+            answers.append(sorted(name for name, _ in calls))
+            assert {where for _, where in calls} == {"worker thread" if lookups_block else "event loop"}
+    assert answers[0]["user_vector_source"] == "stored" and answers[1] == ["user_vector", "whitelist"]
+    assert answers[2]["user_vector_source"] == "live"
+    assert answers[3] == ["customer_features", "user_vector", "whitelist"]
+    assert len(answers[0]["final_result"]) == 3 and len(answers[2]["final_result"]) == 3
+
+
+def test_a_network_store_is_asked_for_vector_and_whitelist_at_once(published):
+    """Both lookups every request needs are in flight together on a store that blocks: each
+    waits at a barrier for the other, which would time out (and count a store error) were
+    they asked one after the other."""
+    import threading
+    store, _, run_dir, _ = published
+    barrier = threading.Barrier(2, timeout=5)
+
+    class Networked(type(store)):
+        lookups_block = True
+
+        def whitelist(self, customer_key):
+            barrier.wait()
+            return super().whitelist(customer_key)
+
+        def user_vector(self, run_id, customer_id):
+            barrier.wait()
+            return super().user_vector(run_id, customer_id)
+
+    with make_client(Networked(store.root), run_dir) as client:
+        answer = client.post("/invocations", json={"customer": "7", "numberoffers": 3})
+        metrics = client.get("/metrics").text
+    assert answer.status_code == 200 and answer.json()["user_vector_source"] == "stored"
+    assert len(answer.json()["final_result"]) == 3
+    assert "tt_tf_store_errors_total{" not in metrics
 
 
 def test_live_vector_equals_exported_user_vector(published, tiny_tables):
