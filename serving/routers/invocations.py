@@ -8,7 +8,8 @@ import uuid as _uuid
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi.responses import JSONResponse
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
@@ -17,6 +18,15 @@ from serving.service import Service
 from tt_tf.stores import StoreError
 
 router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON written by orjson (about 5x the json module's speed) for plain JSON types. FastAPI's
+    own ``ORJSONResponse`` is deprecated in favour of response models, whose validation pass
+    this hot path does not need."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
 
 
 async def lookup(service: Service, operation: str, call, *args):
@@ -74,7 +84,7 @@ async def user_vector(service: Service, run, customer, params: dict | None, stor
 # async: run in the event loop itself, so a request costs no thread hand-offs and concurrent
 # live requests batch their tower calls; everything here is CPU work of well under a millisecond
 # (lookups that can block go to a thread in `lookup`)
-@router.post("/invocations", response_class=ORJSONResponse)
+@router.post("/invocations", response_class=FastJSONResponse)
 async def invocations(body: Invocation, service: Service = Depends(get_service)):
     started = time.perf_counter()
     settings = service.settings
@@ -118,4 +128,4 @@ async def invocations(body: Invocation, service: Service = Depends(get_service))
     })
     # plain JSON types only (non-finite numbers were nulled): skip FastAPI's generic encoder
     # pass; orjson writes it about 5x faster than the json module
-    return ORJSONResponse(response)
+    return FastJSONResponse(response)

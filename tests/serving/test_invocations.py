@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from serving.ranking import rank_offers
@@ -100,8 +101,7 @@ def test_whitelist_restricts_offers_case_insensitively(client, published):
 def test_cold_start_offers_are_skipped_and_logged(published, tmp_path):
     store, _, run_dir, items = published
     offers_file = tmp_path / "offers.csv"
-    frame = items[["item_id"]].rename(columns={"item_id": "offer"}).head(10)
-    frame.loc[len(frame)] = {"offer": "brand-new"}
+    frame = pd.DataFrame({"offer": [str(i) for i in items.item_id.head(10)] + ["brand-new"]})
     frame.to_csv(offers_file, index=False)
     with make_client(store, run_dir, offers_file=str(offers_file)) as client:
         answer = client.post("/invocations", json={"customer": 5, "numberoffers": 20}).json()
@@ -207,7 +207,6 @@ def test_live_vector_equals_exported_user_vector(published, tiny_tables):
     store, record, run_dir, _ = published
     from tt_tf.data import query_frame
     train, valid, _, users, _ = tiny_tables
-    import pandas as pd
     frame = query_frame([11], users, pd.concat([train, valid]))
     features = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[0].to_dict().items()}
     run = LoadedRun(store, record, model_roots=(str(run_dir.parent),))
