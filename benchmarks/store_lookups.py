@@ -17,13 +17,11 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -56,7 +54,8 @@ def networked(store_class, seconds: float):
     return Networked
 
 
-def measure(store_root, run_dir, lookup_ms: float, requests: int, live_features) -> dict:
+def measure(bench, store_root, run_dir, lookup_ms: float, requests: int, live_features) -> dict:
+    """Handler p50 / p99 per kind of user vector (``bench``: ``benchmarks/serving.py`` as a module)."""
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
@@ -73,13 +72,7 @@ def measure(store_root, run_dir, lookup_ms: float, requests: int, live_features)
                 answer = client.post("/invocations", json={**body(i), "numberoffers": 10, "channel": channel})
                 if answer.status_code != 200 or answer.json()["user_vector_source"] != kind:
                     raise RuntimeError(f"unexpected answer: {answer.text[:300]}")
-    results = {}
-    for kind in phases:
-        values = [r["latency_ms"] for r in LocalStore(store_root).invocation_logs()
-                  if r.get("channel") == f"{kind}-{lookup_ms}"]
-        results[kind] = {"p50_ms": statistics.median(values), "p99_ms": float(np.percentile(values, 99)),
-                         "requests": len(values)}
-    return results
+    return {kind: bench.handler_times(LocalStore(store_root), f"{kind}-{lookup_ms}") for kind in phases}
 
 
 def main():
@@ -88,17 +81,17 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "store_lookups.json"))
     args = parser.parse_args()
-    import shutil
+    bench = serving_benchmark()
     report = {"command": f"python benchmarks/store_lookups.py --lookup-ms {' '.join(map(str, args.lookup_ms))} "
                          f"--requests {args.requests}",
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        store, record, run_dir, _, live_features = serving_benchmark().train_and_publish(tmp)
+        store, record, run_dir, _, live_features = bench.train_and_publish(tmp)
         for lookup_ms in args.lookup_ms:
             fresh = tmp / f"store_{lookup_ms}"  # a store per latency: separate request logs
             shutil.copytree(store.root, fresh)
-            measured = measure(fresh, run_dir, lookup_ms, args.requests, live_features)
+            measured = measure(bench, fresh, run_dir, lookup_ms, args.requests, live_features)
             report["results"][str(lookup_ms)] = measured
             print(f"lookup {lookup_ms} ms: handler p50 stored {measured['stored']['p50_ms']:.3f} ms, "
                   f"live {measured['live']['p50_ms']:.3f} ms", flush=True)

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from serving.ann import exact_top_k
 from serving.deps import get_service
-from serving.routers.invocations import lookups, stored_vector_lookup, user_vector
+from serving.routers.invocations import lookup, stored_vector_lookup, user_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
 
@@ -22,7 +22,7 @@ async def retrieve(body: RetrieveRequest, service: Service = Depends(get_service
     # the user vector as /invocations finds it (its tower calls batch with theirs); the search
     # scans the whole catalogue, so it runs in a worker thread, off the event loop
     stored = None if body.customer is None else \
-        (await lookups(service, stored_vector_lookup(service, run, body.customer)))[0]
+        await lookup(service, *stored_vector_lookup(service, run, body.customer))
     vector, source = await user_vector(service, run, body.customer, body.features, stored,
                                        defaults=None if body.customer is not None else {})
     return await run_in_threadpool(search, service, run, body, vector, source)
