@@ -46,9 +46,9 @@ def search(service: Service, run, body: RetrieveRequest, vector, source: str) ->
         pairs = [(int(r), float(s)) for r, s in zip(rows, scores) if run.item_ids[r] not in excluded][:wanted]
     else:
         scores = run.item_matrix @ query
-        if excluded:
-            mask = np.fromiter((i in excluded for i in run.item_ids), bool, count=len(run.item_ids))
-            scores = np.where(mask, -np.inf, scores)
+        # excluded ids found through the run's id -> row map: a request's cost grows with its
+        # exclusions, not with the catalogue
+        scores[[run.row_of[e] for e in excluded if e in run.row_of]] = -np.inf
         rows = [r for r in exact_top_k(scores, wanted) if np.isfinite(scores[r])]
         pairs = [(int(r), float(scores[r])) for r in rows]
     if not body.rerank:

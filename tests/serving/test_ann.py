@@ -1,0 +1,48 @@
+"""Exact top-K: the sampled cut-off path must return what a full sort returns."""
+import numpy as np
+import pytest
+
+from serving.ann import exact_top_k
+
+
+def full_sort_top_k(scores, k):
+    """Reference: every row sorted by score descending, ties by row ascending."""
+    return np.lexsort((np.arange(len(scores)), -scores))[:k]
+
+
+@pytest.mark.parametrize("n", [5, 1000, 4096, 10_000, 100_000])
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_top_k_equals_a_full_sort(n, k):
+    rng = np.random.default_rng(n + k)
+    for scores in (rng.standard_normal(n).astype(np.float32), rng.standard_normal(n)):
+        assert exact_top_k(scores, k).tolist() == full_sort_top_k(scores, k).tolist()
+
+
+@pytest.mark.parametrize("kind", ["ascending", "descending", "constant", "few values", "one high block"])
+def test_top_k_scores_are_exact_on_orderings_that_defeat_a_sample(kind):
+    n, k = 20_000, 50
+    rng = np.random.default_rng(7)
+    scores = {
+        "ascending": np.arange(n, dtype=np.float32),
+        "descending": np.arange(n, 0, -1).astype(np.float32),
+        "constant": np.ones(n, np.float32),
+        "few values": rng.integers(0, 3, n).astype(np.float32),
+        # the best rows sit between the sampled ones: the cut-off comes from lower scores
+        "one high block": np.where((np.arange(n) % 19) == 3, 10.0, rng.random(n)).astype(np.float32),
+    }[kind]
+    top = exact_top_k(scores, k)
+    assert len(set(top.tolist())) == k
+    np.testing.assert_array_equal(scores[top], scores[full_sort_top_k(scores, k)])
+    assert (np.diff(scores[top]) <= 0).all()
+
+
+def test_non_finite_scores_rank_last_and_k_is_clipped():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal(10_000).astype(np.float32)
+    scores[rng.choice(10_000, 5_000, replace=False)] = np.nan
+    top = exact_top_k(scores, 10)
+    finite = np.where(np.isnan(scores), -np.inf, scores)
+    assert top.tolist() == full_sort_top_k(finite, 10).tolist()
+    assert exact_top_k(scores[:3], 10).tolist() == full_sort_top_k(np.where(np.isnan(scores[:3]), -np.inf,
+                                                                             scores[:3]), 3).tolist()
+    assert exact_top_k(scores, 0).tolist() == []
