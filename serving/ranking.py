@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from serving.ann import exact_top_k
+from tt_tf.topk import top_k
+
 
 
 @dataclasses.dataclass
@@ -84,7 +85,7 @@ def rank_offers(run, user_vector, offers, number: int, value_sort: bool = False,
         return Ranked([], 0, skipped, len(offers))
     scores = run.scores(user_vector, rows, offers.matrix)
     if rerank_retrieved:
-        kept = exact_top_k(scores, min(max(int(rerank_retrieved), number), len(scorable)))
+        kept = top_k(scores, min(max(int(rerank_retrieved), number), len(scorable)))
         scorable, rows, scores, margins = [scorable[i] for i in kept], rows[kept], scores[kept], margins[kept]
         ranking_scores = run.rerank(user_vector, rows)[0].astype(np.float32)
     else:
@@ -97,7 +98,7 @@ def rank_offers(run, user_vector, offers, number: int, value_sort: bool = False,
         explore = 1
         chosen = rng.choice(len(scorable), size=count, replace=False)
     else:
-        chosen = exact_top_k(modified, count)
+        chosen = top_k(modified, count)
     return Ranked([(scorable[i], float(scores[i]), float(modified[i])) for i in chosen], explore, skipped,
                   len(offers))
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tt_tf._keras import keras
 from tt_tf.data import Columns
+from tt_tf.topk import top_k_per_row
 
 DEFAULT_KS = (10, 50, 100)
 
@@ -202,7 +203,7 @@ def top_k_lists(user_vectors, item_vectors, k: int = 10, known_rows=None) -> np.
         if known_rows is not None:
             for offset, known in enumerate(known_rows[start:start + 1024]):
                 scores[offset, known] = -np.inf
-        lists.append(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+        lists.append(top_k_per_row(scores, k))
     return np.concatenate(lists) if lists else np.zeros([0, k], np.int64)
 
 

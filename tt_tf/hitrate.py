@@ -14,6 +14,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from tt_tf.topk import top_k_per_row
+
 
 @dataclasses.dataclass
 class HitRateResult:
@@ -48,12 +50,9 @@ def top_k_by_dot(queries: np.ndarray, items: np.ndarray, k: int, batch: int = 10
     rows, scores = [], []
     for start in range(0, len(queries), batch):
         block = queries[start:start + batch] @ items.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < items.shape[0] else \
-            np.tile(np.arange(items.shape[0]), (len(block), 1))
-        top_scores = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        rows.append(np.take_along_axis(top, order, axis=1))
-        scores.append(np.take_along_axis(top_scores, order, axis=1))
+        top = top_k_per_row(block, k)
+        rows.append(top)
+        scores.append(np.take_along_axis(block, top, axis=1))
     return np.concatenate(rows), np.concatenate(scores)
 
 

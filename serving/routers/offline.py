@@ -6,10 +6,10 @@ import datetime as _dt
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 
-from serving.ann import exact_top_k
 from serving.deps import get_service
 from serving.schemas import ERROR_RESPONSES, BatchScore, ConceptTest
 from serving.service import Service
+from tt_tf.topk import top_k
 
 router = APIRouter(tags=["offline"], responses=ERROR_RESPONSES)
 
@@ -31,7 +31,7 @@ def concept_test(body: ConceptTest, service: Service = Depends(get_service)) -> 
     offers = [str(o) for o in body.offers]
     known = [o for o in offers if o in run.row_of]
     scores = run.scores(vector, np.array([run.row_of[o] for o in known], np.int64)) if known else np.zeros(0)
-    order = exact_top_k(scores, len(known))
+    order = top_k(scores, len(known))
     return {"success": True, "run_id": run.run_id, "customer_id": str(body.customer_id),
             "ranked": [{"offer": known[i], "score": float(scores[i])} for i in order],
             "skipped": [o for o in offers if o not in run.row_of]}
@@ -53,7 +53,7 @@ def batch_score(body: BatchScore, service: Service = Depends(get_service)) -> di
             block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
         scores = block @ run.item_matrix[rows].T
         for customer, row_scores in zip(customers[start:start + 1024], scores):
-            top = exact_top_k(row_scores, body.top_k)
+            top = top_k(row_scores, body.top_k)
             documents.append({"run_id": run.run_id, "customer_id": customer, "created_at": created_at,
                               "ranked": [{"offer": run.item_ids[rows[i]], "score": float(row_scores[i])}
                                          for i in top]})

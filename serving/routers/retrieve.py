@@ -5,11 +5,11 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from serving.ann import exact_top_k
 from serving.deps import get_service
 from serving.routers.invocations import lookup, stored_vector_lookup, user_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
+from tt_tf.topk import top_k
 
 router = APIRouter(prefix="/v1", tags=["retrieval"], responses=ERROR_RESPONSES)
 
@@ -49,7 +49,7 @@ def search(service: Service, run, body: RetrieveRequest, vector, source: str) ->
         # excluded ids found through the run's id -> row map: a request's cost grows with its
         # exclusions, not with the catalogue
         scores[[run.row_of[e] for e in excluded if e in run.row_of]] = -np.inf
-        rows = [r for r in exact_top_k(scores, wanted) if np.isfinite(scores[r])]
+        rows = [r for r in top_k(scores, wanted) if np.isfinite(scores[r])]
         pairs = [(int(r), float(scores[r])) for r in rows]
     if not body.rerank:
         return {"run_id": run.run_id, "index": index, "user_vector_source": source,
