@@ -63,7 +63,7 @@ def numpy_floor(store, record, run_dir, offers, live_features, repeats):
     """The same work without HTTP, FastAPI or logging: look up (or compute) the vector, score
     the campaign's offers, take the top 10 (with the scorer's own exact top-K: the floor is
     the vector math the handler cannot avoid, done the same way)."""
-    from serving.ann import exact_top_k
+    from tt_tf.topk import top_k
     from serving.run import LoadedRun
     run = LoadedRun(store, record, model_roots=(str(run_dir.parent),))
     rows = np.array([run.row_of[o] for o in offers], np.int64)
@@ -75,12 +75,12 @@ def numpy_floor(store, record, run_dir, offers, live_features, repeats):
         started = time.perf_counter()
         user = vectors[index[ids[i % len(ids)]]]
         user = user / np.linalg.norm(user)
-        exact_top_k(matrix @ user, 10)
+        top_k(matrix @ user, 10)
         timings["stored"].append(time.perf_counter() - started)
         started = time.perf_counter()
         user = run.query_tower.embed_many([live_features[i % len(live_features)]])[0]
         user = user / np.linalg.norm(user)
-        exact_top_k(matrix @ user, 10)
+        top_k(matrix @ user, 10)
         timings["live"].append(time.perf_counter() - started)
     return {kind: {"p50_ms": percentile(t, 50), "p99_ms": percentile(t, 99)} for kind, t in timings.items()}
 
