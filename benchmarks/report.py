@@ -119,8 +119,8 @@ def serving(report) -> list:
               "- Exact top-K partitions only the rows above a cut-off taken from a strided sample of the scores "
               "(all rows when fewer than K clear it): top 10 of 10,000 ~107 -> ~17 us. Back-to-back runs at 10,000 "
               "offers, before -> after: stored handler c1 p50 0.265 -> 0.227 ms (other runs of the new code "
-              "0.174-0.178), floor 0.120 -> 0.063 ms (the floor uses the same top-K, so the stored ratio grew). The table's other rows are up as much "
-              "on the previous commit's run (1,000 live offers c8 1,374 -> 1,903 req/s) with their code path "
+              "0.174-0.203), floor 0.120 -> 0.063 ms (the floor uses the same top-K, so the stored ratio grew). The table's other rows are up as much "
+              "on the previous commit's run (1,000 live offers c8 1,374 -> 1,889 req/s) with their code path "
               "unchanged: a quieter machine; compare only back-to-back runs.",
               "- Earlier: a 20 ms linger in the request-log writer so a SQLite commit (0.2 ms of CPU) is shared by "
               "the rows of 20 ms; the campaign's offers split and their vectors gathered once per run; one BLAS "
