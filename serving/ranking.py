@@ -10,7 +10,6 @@ import numpy as np
 from tt_tf.topk import top_k
 
 
-
 @dataclasses.dataclass
 class Ranked:
     offers: list          # [(offer, score, modified_offer_score)] in rank order

@@ -192,7 +192,7 @@ def _popularity_ranker(train, item_ids, heldout, columns, ks=DEFAULT_KS):
 
 
 def top_k_lists(user_vectors, item_vectors, k: int = 10, known_rows=None) -> np.ndarray:
-    """``[users, k]`` item positions of each user's top-k by inner product (unordered);
+    """``[users, k]`` item positions of each user's top-k by inner product (best first);
     ``known_rows``: per user, item positions to leave out (masked mode)."""
     user_vectors = np.asarray(user_vectors, np.float32)
     item_vectors = np.asarray(item_vectors, np.float32)
