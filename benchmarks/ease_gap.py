@@ -71,10 +71,10 @@ def run_seed(split_dir: Path, seed: int, regularization: float) -> dict:
     column = pd.Series(np.arange(len(items)), index=items.item_id)
     user_row = pd.Series(np.arange(len(test_users)), index=test_users)
     all_users = np.sort(train.user_id.unique())
+    matrix_row = pd.Series(np.arange(len(all_users)), index=all_users)
     matrix = np.zeros((len(all_users), len(items)), np.float64)
-    matrix[pd.Series(np.arange(len(all_users)), index=all_users)[train.user_id].to_numpy(),
-           column[train.item_id].to_numpy()] = 1.0
-    known = matrix[pd.Series(np.arange(len(all_users)), index=all_users)[test_users].to_numpy()] > 0
+    matrix[matrix_row[train.user_id].to_numpy(), column[train.item_id].to_numpy()] = 1.0
+    known = matrix[matrix_row[test_users].to_numpy()] > 0
     ease_scores = known.astype(np.float64) @ ease_item_weights(matrix, regularization)
     test_rows, test_cols = user_row[test.user_id].to_numpy(), column[test.item_id].to_numpy()
     two_tower_scores = user_vectors @ item_vectors.T
