@@ -112,6 +112,6 @@ def top_k_per_row(scores: np.ndarray, k: int) -> np.ndarray:
     top = np.take_along_axis(top, np.lexsort((top, -values), axis=1), axis=1)
     if k < scores.shape[1]:
         kth = values.min(axis=1, keepdims=True)
-        for row in np.flatnonzero((clean == kth).sum(axis=1) > (values == kth).sum(axis=1)):
+        for row in np.flatnonzero(np.count_nonzero(clean >= kth, axis=1) > k):  # as in _k_best
             top[row] = _k_best(clean[row], k)
     return top
