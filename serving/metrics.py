@@ -22,6 +22,7 @@ class Metrics:
         self._counters: dict = {}
         self._gauges: dict = {}
         self._histograms: dict = {}
+        self._gauge_readers: dict = {}  # gauges read when rendered, not set on every change
         self._help: dict = {}
 
     def describe(self, name: str, kind: str, text: str) -> None:
@@ -36,6 +37,18 @@ class Metrics:
         with self._lock:
             self._gauges[(name, tuple(sorted(labels.items())))] = float(value)
 
+    def gauge_from(self, name: str, read, **labels) -> None:
+        """A gauge whose value ``read()`` gives when the metrics are read: a value that changes
+        on every request (a queue's depth) then costs the request nothing."""
+        with self._lock:
+            self._gauge_readers[(name, tuple(sorted(labels.items())))] = read
+
+    def _read_gauges(self) -> dict:
+        gauges = dict(self._gauges)
+        for key, read in self._gauge_readers.items():
+            gauges[key] = float(read())
+        return gauges
+
     def observe(self, name: str, seconds: float, **labels) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
@@ -46,16 +59,19 @@ class Metrics:
     def value(self, name: str, **labels) -> float:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
+            if key in self._gauge_readers:
+                return float(self._gauge_readers[key]())
             return self._counters.get(key, self._gauges.get(key, 0.0))
 
     def render(self) -> str:
         lines = []
         with self._lock:
-            names = sorted({k[0] for k in [*self._counters, *self._gauges, *self._histograms]} | set(self._help))
+            gauges = self._read_gauges()
+            names = sorted({k[0] for k in [*self._counters, *gauges, *self._histograms]} | set(self._help))
             for name in names:
                 kind, text = self._help.get(name, ("untyped", name))
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                for store in (self._counters, self._gauges):
+                for store in (self._counters, gauges):
                     for (n, labels), value in sorted(store.items()):
                         if n == name:
                             lines.append(f"{name}{_labels(dict(labels))} {value:g}")

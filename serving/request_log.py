@@ -8,7 +8,9 @@ A row is dropped (and counted) only when the queue is full *and* the spool is fu
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import os
 import queue
 import threading
 from pathlib import Path
@@ -16,13 +18,34 @@ from pathlib import Path
 from tt_tf.stores.base import StoreError
 
 
+def new_uuid() -> str:
+    """A random (version 4, RFC 4122 variant) UUID as a string, as ``str(uuid.uuid4())``
+    gives, formatted from 16 random bytes directly: 1.5 us instead of 3.6 per request."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
+def complete_invocation_row(row: dict) -> dict:
+    """The stored form of an ``/invocations`` row accepted with its ``final_result`` entries as
+    ``offers`` and the request's epoch seconds as ``datetime``: one entry per offer (offer,
+    offer_name, rank, score, price) and an ISO-8601 UTC time."""
+    offers = [{"offer": r["result"]["offer"], "offer_name": r["result"]["offer_name"], "rank": r["rank"],
+               "score": r["result"]["score"], "price": r["result"]["price"]} for r in row["offers"]]
+    when = _dt.datetime.fromtimestamp(row["datetime"], _dt.timezone.utc).isoformat()
+    return {**row, "offers": offers, "datetime": when}
+
+
 class RequestLogger:
     def __init__(self, write, spool_path, metrics=None, batch_size: int = 256, flush_seconds: float = 0.5,
                  queue_size: int = 10_000, spool_max_rows: int = 1_000_000, name: str = "invocations",
-                 linger_seconds: float = 0.02):
+                 linger_seconds: float = 0.02, prepare=None):
         """Args:
             write: callable taking a list of rows (e.g. ``store.log_invocations``).
             spool_path: where rows wait while the store is down.
+            prepare: callable turning an accepted row into the row that is stored, run in the
+                writer thread: work the request need not wait for (formatting, copying) happens
+                there. A row it fails on is stored as accepted, with ``prepare_error`` added.
             linger_seconds: after a row arrives, how long the writer waits for more before it
                 writes. A write's fixed cost (a SQLite commit: about 0.2 ms of CPU) then spreads
                 over the rows of 20 ms instead of falling on nearly every row under load.
@@ -35,6 +58,7 @@ class RequestLogger:
         self.linger_seconds = float(linger_seconds)
         self.spool_max_rows = int(spool_max_rows)
         self.name = name
+        self.prepare = prepare
         self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
         self._spool_lock = threading.Lock()
         self._stop = threading.Event()
@@ -43,6 +67,9 @@ class RequestLogger:
         self.dropped = 0
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self._spooled = self._count_spool()
+        if metrics is not None:
+            metrics.gauge_from("tt_tf_log_queue_depth", self._queue.qsize, log=name)
+            metrics.gauge_from("tt_tf_log_spooled_rows", lambda: self._spooled, log=name)
 
     # producer side ------------------------------------------------------------------------
     def log(self, row: dict) -> None:
@@ -50,8 +77,7 @@ class RequestLogger:
         try:
             self._queue.put_nowait(row)
         except queue.Full:
-            self._spool([row])
-        self._gauge()
+            self._spool(self._prepared([row]))
 
     # writer side --------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,12 +127,22 @@ class RequestLogger:
             wait = None
             if not rows:
                 break
-            self._store_or_spool(rows)
+            self._store_or_spool(self._prepared(rows))
             if not final and self._queue.empty():
                 break
-        self._gauge()
         if self._queue.empty():
             self._idle.set()
+
+    def _prepared(self, rows: list) -> list:
+        if self.prepare is None:
+            return rows
+        out = []
+        for row in rows:
+            try:
+                out.append(self.prepare(row))
+            except Exception as error:  # noqa: BLE001 - an accepted row is never lost to formatting
+                out.append({**row, "prepare_error": repr(error)})
+        return out
 
     def _store_or_spool(self, rows: list) -> None:
         if self._spooled:  # keep order: older spooled rows go first
@@ -175,8 +211,3 @@ class RequestLogger:
     @property
     def depth(self) -> int:
         return self._queue.qsize()
-
-    def _gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.set("tt_tf_log_queue_depth", self.depth, log=self.name)
-            self.metrics.set("tt_tf_log_spooled_rows", self._spooled, log=self.name)

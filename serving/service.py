@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from serving.metrics import service_metrics
-from serving.request_log import RequestLogger
+from serving.request_log import RequestLogger, complete_invocation_row
 from serving.run import LoadedRun, RunLoadError
 from serving.settings import Settings
 from tt_tf.stores import Store, StoreError, open_store
@@ -34,7 +34,8 @@ class Service:
         spool = settings.spool_file
         self.invocation_log = RequestLogger(self.store.log_invocations, spool, self.metrics,
                                             settings.log_batch_size, settings.log_flush_seconds,
-                                            settings.log_queue_size, settings.spool_max_rows, "invocations")
+                                            settings.log_queue_size, settings.spool_max_rows, "invocations",
+                                            prepare=complete_invocation_row)
         self.response_log = RequestLogger(self.store.log_responses, spool.with_name(spool.stem + ".responses.jsonl"),
                                           self.metrics, settings.log_batch_size, settings.log_flush_seconds,
                                           settings.log_queue_size, settings.spool_max_rows, "responses")

@@ -106,3 +106,50 @@ def test_real_mongo_status_is_reported():
     """Says in the test output whether the real-server variant ran."""
     if not MONGO_URI:
         pytest.skip(SKIP_REAL)
+
+
+class StatementCounter:
+    """Counts the SQL statements a store's connection (of this thread) runs."""
+
+    def __init__(self, store):
+        self.statements = []
+        store._db().set_trace_callback(self.statements.append)
+
+
+def test_customers_without_a_whitelist_are_answered_from_memory(tmp_path):
+    store = LocalStore(tmp_path / "store", whitelist_recheck_seconds=3600)
+    store.put_whitelist("c1", ["A"])
+    assert store.whitelist("c1") == ["A"]  # written through this object: seen at once
+    counter = StatementCounter(store)
+    assert [store.whitelist(c) for c in ("c2", "c3", 4)] == [None, None, None]
+    assert counter.statements == []  # negative answers from the key set, no query
+    assert store.whitelist("c1") == ["A"] and len(counter.statements) == 1
+
+
+def test_a_whitelist_written_by_another_process_counts_after_the_recheck(tmp_path):
+    scorer = LocalStore(tmp_path / "store", whitelist_recheck_seconds=3600)
+    other = LocalStore(tmp_path / "store")  # e.g. an ops job writing whitelists while the scorer runs
+    assert scorer.whitelist("c9") is None
+    other.put_whitelist("c9", ["B"])
+    assert scorer.whitelist("c9") is None  # within the recheck interval: the old key set
+    scorer.whitelist_recheck_seconds = 0.0
+    assert scorer.whitelist("c9") == ["B"]
+    other.put_whitelist("c9", ["C"])  # a replaced whitelist of a known key needs no reload
+    assert scorer.whitelist("c9") == ["C"]
+    other._db().execute("UPDATE whitelist SET customer_key = 'c10' WHERE customer_key = 'c9'")  # a key renamed
+    assert scorer.whitelist("c10") == ["C"]
+    other._db().execute("DELETE FROM whitelist WHERE customer_key = 'c10'")
+    counter = StatementCounter(scorer)
+    assert scorer.whitelist("c10") is None
+    assert not any("FROM whitelist WHERE" in s for s in counter.statements)  # the deleted key left the set
+
+
+def test_too_many_whitelisted_customers_are_always_asked_for(tmp_path):
+    store = LocalStore(tmp_path / "store", max_cached_whitelist_keys=2, whitelist_recheck_seconds=3600)
+    for key in ("a", "b", "c"):
+        store.put_whitelist(key, ["X"])
+    counter = StatementCounter(store)
+    assert store.whitelist("zzz") is None and store.whitelist("c") == ["X"]
+    assert sum("FROM whitelist WHERE" in s for s in counter.statements) == 2
+    with pytest.raises(ValueError, match="whitelist_recheck_seconds"):
+        LocalStore(tmp_path / "other", whitelist_recheck_seconds=-1)

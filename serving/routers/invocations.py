@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import time
-import uuid as _uuid
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -13,6 +11,7 @@ import orjson
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers
+from serving.request_log import new_uuid
 from serving.schemas import ERROR_RESPONSES, Invocation
 from serving.service import Service
 from tt_tf.stores import StoreError
@@ -93,7 +92,7 @@ async def invocations(body: Invocation, service: Service = Depends(get_service))
     if body.numberoffers > settings.max_offers:
         raise HTTPException(422, f"numberoffers must be at most {settings.max_offers}, got {body.numberoffers}")
     run = service.run
-    request_uuid = str(_uuid.uuid4())
+    request_uuid = new_uuid()
     stored, white_list = await lookups(service, stored_vector_lookup(service, run, body.customer),
                                        ("whitelist", service.store.whitelist, body.customer))
     vector, source = await user_vector(service, run, body.customer, body.params, stored)
@@ -116,15 +115,14 @@ async def invocations(body: Invocation, service: Service = Depends(get_service))
                 "user_vector_source": source if vector is not None else None}
     if reason:
         response["reason"] = reason
+    # the stored row's offers and ISO time are made from these in the log's writer thread
+    # (serving.request_log.complete_invocation_row), not while the customer waits
     service.invocation_log.log({
         "uuid": request_uuid, "customer": body.customer, "campaign": body.campaign,
         "subcampaign": body.subcampaign, "channel": body.channel, "userid": body.userid,
         "numberoffers": body.numberoffers, "explore": response["explore"], "run_id": run.run_id,
-        "offers": [{"offer": r["result"]["offer"], "offer_name": r["result"]["offer_name"], "rank": r["rank"],
-                    "score": r["result"]["score"], "price": r["result"]["price"]} for r in results],
-        "skipped_cold_start": skipped, "user_vector_source": response["user_vector_source"], "reason": reason,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "offers": results, "skipped_cold_start": skipped, "user_vector_source": response["user_vector_source"],
+        "reason": reason, "latency_ms": round((time.perf_counter() - started) * 1000, 3), "datetime": time.time(),
     })
     # plain JSON types only (non-finite numbers were nulled): FastAPI's generic encoder pass is not needed
     return FastJSONResponse(response)

@@ -261,8 +261,33 @@ def test_every_accepted_request_is_logged_once(client, published):
         assert key in row
 
 
+def test_the_logged_row_lists_the_answered_offers_with_an_iso_time(client, published):
+    import datetime as dt
+    store = published[0]
+    before = dt.datetime.now(dt.timezone.utc)
+    answer = client.post("/invocations", json={"customer": "3", "numberoffers": 3}).json()
+    client.app.state.service.invocation_log.flush()
+    row = next(r for r in store.invocation_logs() if r["uuid"] == answer["uuid"])
+    assert row["offers"] == [{"offer": r["result"]["offer"], "offer_name": r["result"]["offer_name"], "rank": r["rank"],
+                              "score": r["result"]["score"], "price": r["result"]["price"]}
+                             for r in answer["final_result"]]
+    assert len(row["offers"]) == 3 and "prepare_error" not in row
+    logged_at = dt.datetime.fromisoformat(row["datetime"])
+    assert logged_at.tzinfo is not None and abs((logged_at - before).total_seconds()) < 60
+
+
 def test_no_run_loaded_is_503_not_500(store, tmp_path):
     with make_client(store) as client:
         answer = client.post("/invocations", json={"customer": "1", "numberoffers": 1})
         assert answer.status_code == 503 and "publish" in answer.json()["detail"]
         assert client.get("/health/ready").status_code == 503
+
+
+def test_unit_vector_matches_numpy_and_keeps_zero():
+    from serving.run import unit_vector
+    rng = np.random.default_rng(0)
+    for vector in rng.normal(size=(20, 64)).astype(np.float32) * rng.uniform(1e-3, 1e3, (20, 1)).astype(np.float32):
+        got = unit_vector(vector)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, vector / np.linalg.norm(vector), rtol=1e-6, atol=1e-7)
+    assert not unit_vector(np.zeros(8, np.float32)).any()

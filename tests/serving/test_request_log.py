@@ -126,3 +126,35 @@ def test_flush_on_shutdown_writes_every_row(published, count):
         uuids = [client.post("/invocations", json={"customer": 2, "numberoffers": 1}).json()["uuid"]
                  for _ in range(count)]
     assert sorted(r["uuid"] for r in store.invocation_logs()) == sorted(uuids)
+
+
+def test_rows_are_prepared_in_the_writer_and_a_failing_prepare_loses_nothing(tmp_path):
+    writer, metrics = FlakyWriter(), Metrics()
+
+    def prepare(row):
+        if row["n"] == 3:
+            raise KeyError("offers")
+        return {**row, "prepared": True}
+
+    log = RequestLogger(writer, tmp_path / "spool.jsonl", metrics, prepare=prepare, queue_size=4)
+    for row in rows(0, 6):  # writer not started: 4 queued, 2 spooled (prepared as well)
+        log.log(row)
+    assert log.depth == 4 and metrics.value("tt_tf_log_queue_depth", log="invocations") == 4
+    assert "tt_tf_log_spooled_rows{log=\"invocations\"} 2" in metrics.render()
+    log.close()
+    assert sorted(writer.rows) == [f"u{i}" for i in range(6)]
+    assert all(writer.rows[f"u{i}"].get("prepared") for i in (0, 1, 2, 4, 5))
+    assert "KeyError" in writer.rows["u3"]["prepare_error"] and writer.rows["u3"]["n"] == 3
+    assert metrics.value("tt_tf_log_queue_depth", log="invocations") == 0
+
+
+def test_new_uuid_is_a_random_rfc4122_version_4_uuid():
+    import uuid
+    from serving.request_log import new_uuid
+    made = [new_uuid() for _ in range(10_000)]
+    assert len(set(made)) == len(made)
+    for text in made[:2000]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # every variant nibble occurs (the two bits come from the random byte, not a constant)
+    assert {text[19] for text in made} == set("89ab")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,13 @@ CREATE TABLE IF NOT EXISTS response_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 CREATE TABLE IF NOT EXISTS scores (collection TEXT, run_id TEXT, customer_id TEXT, document TEXT NOT NULL,
                                    PRIMARY KEY (collection, run_id, customer_id));
 CREATE INDEX IF NOT EXISTS response_uuid ON response_log (uuid);
+CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS whitelist_inserted AFTER INSERT ON whitelist BEGIN
+    INSERT INTO versions VALUES ('whitelist', 1) ON CONFLICT (name) DO UPDATE SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS whitelist_updated AFTER UPDATE ON whitelist BEGIN
+    INSERT INTO versions VALUES ('whitelist', 1) ON CONFLICT (name) DO UPDATE SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS whitelist_deleted AFTER DELETE ON whitelist BEGIN
+    INSERT INTO versions VALUES ('whitelist', 1) ON CONFLICT (name) DO UPDATE SET version = version + 1; END;
 """
 
 
@@ -46,6 +54,15 @@ def _read_vectors(table: pa.Table) -> np.ndarray:
 class LocalStore(Store):
     """Files plus SQLite under ``root`` (created if missing).
 
+    Args:
+        root: the store's directory.
+        whitelist_recheck_seconds: how often the set of customers that have a whitelist is
+            checked for changes. A customer outside it is answered from memory (most customers:
+            a SQLite query per request saved); a whitelist written through this object counts
+            at once, one written by another process within this many seconds.
+        max_cached_whitelist_keys: above this many whitelisted customers every lookup asks
+            SQLite instead (the set would cost more memory than the query costs time).
+
     Example:
         >>> store = LocalStore("tt_tf_store")
         >>> store.latest_run()["run_id"]
@@ -53,8 +70,13 @@ class LocalStore(Store):
 
     lookups_block = False  # SQLite on a local disk and in-memory user tables: microseconds
 
-    def __init__(self, root):
+    def __init__(self, root, whitelist_recheck_seconds: float = 0.5, max_cached_whitelist_keys: int = 1_000_000):
+        if whitelist_recheck_seconds < 0:
+            raise ValueError(f"whitelist_recheck_seconds must be >= 0, got {whitelist_recheck_seconds}")
         self.root = Path(root)
+        self.whitelist_recheck_seconds = float(whitelist_recheck_seconds)
+        self.max_cached_whitelist_keys = int(max_cached_whitelist_keys)
+        self._whitelist_keys: tuple | None = None  # (keys or None, version, checked at)
         try:
             (self.root / "runs").mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -172,11 +194,38 @@ class LocalStore(Store):
     def put_whitelist(self, customer_key, offer_names) -> None:
         self._write("INSERT OR REPLACE INTO whitelist VALUES (?, ?)",
                     [(str(customer_key), json.dumps([str(o) for o in offer_names]))])
+        self._whitelist_keys = None
 
     def whitelist(self, customer_key) -> list | None:
-        row = self._db().execute("SELECT white_list FROM whitelist WHERE customer_key = ?",
-                                 (str(customer_key),)).fetchone()
+        key = str(customer_key)
+        try:
+            keys = self._whitelisted_keys()
+            if keys is not None and key not in keys:
+                return None
+            row = self._db().execute("SELECT white_list FROM whitelist WHERE customer_key = ?", (key,)).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"whitelist lookup failed in {self.root}: {error}") from error
         return json.loads(row[0]) if row else None
+
+    def _whitelisted_keys(self) -> frozenset | None:
+        """The customers that have a whitelist (None: too many to hold), re-read when the
+        whitelist table's version (kept by triggers, so every writer bumps it) has changed."""
+        cached, now = self._whitelist_keys, time.monotonic()
+        if cached is not None and now - cached[2] < self.whitelist_recheck_seconds:
+            return cached[0]
+        db = self._db()
+        # the version before the keys: a write in between leaves a newer set under an older
+        # version, which the next check reloads (the other order could keep a stale set)
+        row = db.execute("SELECT version FROM versions WHERE name = 'whitelist'").fetchone()
+        version = row[0] if row else 0
+        if cached is not None and cached[1] == version:
+            keys = cached[0]
+        elif db.execute("SELECT COUNT(*) FROM whitelist").fetchone()[0] > self.max_cached_whitelist_keys:
+            keys = None
+        else:
+            keys = frozenset(r[0] for r in db.execute("SELECT customer_key FROM whitelist"))
+        self._whitelist_keys = (keys, version, now)
+        return keys
 
     def put_customer(self, customer_id, features: dict) -> None:
         self._write("INSERT OR REPLACE INTO customers VALUES (?, ?)",
