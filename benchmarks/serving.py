@@ -6,7 +6,8 @@ startup-to-ready, client-side latency p50/p99 and requests/s at concurrency 1 an
 user vector stored or computed live by the query tower, the server-side handler time (from the
 request log), and the same vector math in a bare numpy loop (plus the tower call for live) as
 the floor, both in a tight loop and paced like the concurrency-1 phase (a pause of its client
-round trip before each call, so the math runs on a CPU as cold as the handler's). Writes ``benchmarks/results/serving.json``; BENCHMARKS.md summarises it.
+round trip before each call, so the math runs on a CPU as cold as the handler's). Writes
+``benchmarks/results/serving.json``; BENCHMARKS.md summarises it.
 
     python benchmarks/serving.py                    # full run (~5 minutes on 2 cores)
     python benchmarks/serving.py --requests 200     # quicker

@@ -24,14 +24,15 @@ class RunLoadError(RuntimeError):
     """A run could not be loaded (the message says why); the previous run keeps serving."""
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
 
 def unit_vector(vector: np.ndarray) -> np.ndarray:
     """One vector scaled to length 1 (a zero vector stays zero). The per-request form of
-    ``_normalise``: a scalar norm instead of a keepdims array costs 3 us instead of 12."""
+    ``unit_rows``: a scalar norm instead of a keepdims array costs 3 us instead of 12."""
     return vector * (1.0 / max(math.sqrt(float(np.dot(vector, vector))), 1e-12))
 
 
@@ -141,7 +142,7 @@ class LoadedRun:
         if not np.isfinite(vectors).all():
             raise RunLoadError(f"run {self.run_id} has non-finite item vectors")
         self.item_ids = [str(o) for o in table.offers]
-        self.item_matrix = _normalise(vectors) if similarity == "cosine" else vectors
+        self.item_matrix = unit_rows(vectors) if similarity == "cosine" else vectors
         self.dim = self.item_matrix.shape[1]
         if record.get("embedding_dim") not in (None, self.dim):
             raise RunLoadError(f"run {self.run_id}: item vectors have dim {self.dim}, its record says "

@@ -7,6 +7,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 
 from serving.deps import get_service
+from serving.run import unit_rows
 from serving.schemas import ERROR_RESPONSES, BatchScore, ConceptTest
 from serving.service import Service
 from tt_tf.topk import top_k
@@ -50,7 +51,7 @@ def batch_score(body: BatchScore, service: Service = Depends(get_service)) -> di
     for start in range(0, len(customers), 1024):
         block = vectors[start:start + 1024]
         if run.similarity == "cosine":
-            block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            block = unit_rows(block)
         scores = block @ run.item_matrix[rows].T
         for customer, row_scores in zip(customers[start:start + 1024], scores):
             top = top_k(row_scores, body.top_k)

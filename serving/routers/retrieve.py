@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from serving.deps import get_service
 from serving.routers.invocations import lookup, stored_vector_lookup, user_vector
+from serving.run import unit_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
 from tt_tf.topk import top_k
@@ -38,7 +39,7 @@ def search(service: Service, run, body: RetrieveRequest, vector, source: str) ->
     excluded = {str(e) for e in body.exclude}
     query = np.asarray(vector, np.float32)
     if run.similarity == "cosine":
-        query = query / max(float(np.linalg.norm(query)), 1e-12)
+        query = unit_vector(query)
     index = "exact"
     if run.ann_index is not None:
         index = "hnsw"
