@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tt_tf.alignment import LightRanker, ValueDebiaser  # noqa: E402
-from tt_tf.alignment.experiment import SOFT_LABELS, TASK_WEIGHTS, alignment_experiment  # noqa: E402
 from ablation_driver import run_ablation  # noqa: E402
+
+from benchmarks.alignment_experiment import SOFT_LABELS, TASK_WEIGHTS, alignment_experiment  # noqa: E402
+from tt_tf.alignment import LightRanker, ValueDebiaser  # noqa: E402
 
 
 def _ranker(soft=False):

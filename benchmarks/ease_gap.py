@@ -41,7 +41,7 @@ def ease_item_weights(interactions: np.ndarray, regularization: float) -> np.nda
 
 def row_hits(scores: np.ndarray, known: np.ndarray, test_rows: np.ndarray, test_cols: np.ndarray, k: int = 10):
     """Per held-out (user row, item column): whether the item is in the user's masked top k."""
-    from tt_tf.topk import top_k_per_row
+    from tt_tf.evaluation.topk import top_k_per_row
     top = top_k_per_row(np.where(known, -np.inf, scores), k)
     in_top = np.zeros(known.shape, bool)
     np.put_along_axis(in_top, top, True, axis=1)
@@ -59,9 +59,9 @@ def quintile_table(frame: pd.DataFrame, by: str) -> list:
 
 
 def run_seed(split_dir: Path, seed: int, regularization: float) -> dict:
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import query_frame
-    from tt_tf.train import train_model
+    from tt_tf.data.tables import query_frame
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import train_model
     train, test = pd.read_csv(split_dir / "train.csv"), pd.read_csv(split_dir / "test.csv")
     users, items = pd.read_csv(split_dir.parent / "users.csv"), pd.read_csv(split_dir.parent / "items.csv")
     result = train_model(train, users, items, TrainConfig(seed=seed), verbose=0)
@@ -100,7 +100,7 @@ def main():
     parser.add_argument("--ease-lambda", type=float, default=500.0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ease_gap.json"))
     args = parser.parse_args()
-    from tt_tf.data import DataError
+    from tt_tf.data.tables import DataError
     from tt_tf.datasets.movielens import find_shared_data
     try:
         split_dir = find_shared_data(ROOT) / "ml-100k-splits" / "random80"

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tt_tf.datasets.movielens import find_shared_data  # noqa: E402
-from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics  # noqa: E402
+from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics  # noqa: E402
 
 BARS = {"loo": 0.095, "random80": 0.18}
 

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -43,10 +42,10 @@ percentile, start_scorer = _bench.percentile, _bench.start_scorer
 
 
 def train_runs(workdir: Path):
-    from tt_tf.cli import train_run
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import query_frame
-    from tt_tf.synthetic import leave_last_out, make_synthetic
+    from tt_tf.training.run import train_run
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic
+    from tt_tf.data.tables import query_frame
+    from tt_tf.training.config import TrainConfig
     interactions, users, items = make_synthetic(num_users=1000, num_items=2000, mean_interactions=15, seed=0)
     train, _, _ = leave_last_out(interactions)
     config = dict(epochs=1, query_dimensions=[64, 32], candidate_dimensions=[64, 32])
@@ -112,7 +111,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.json"))
     args = parser.parse_args()
-    from tt_tf.publish import publish
+    from tt_tf.bundle.publish import publish
     from tt_tf.stores import LocalStore
     report = {"command": f"python benchmarks/load.py --seconds {args.seconds:g} --reload-seconds "
                          f"{args.reload_seconds:g} --concurrency {args.concurrency}",

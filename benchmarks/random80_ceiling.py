@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), str(ROOT / "benchmarks")] + sys.path
 
 from ease_gap import ease_item_weights, row_hits  # noqa: E402
+
 from tt_tf.datasets.movielens import DataError, find_shared_data  # noqa: E402
 
 EASE_LAMBDAS = (100, 200, 300, 500, 800, 1200, 2000)

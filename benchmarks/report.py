@@ -235,7 +235,7 @@ and long-tail share near 0). What would show a gain: a catalogue much larger tha
 scale issue), temperature tuned jointly with the number of negatives, and mining hard negatives on
 the raw similarity rather than the corrected logit. The memory bank's columns carry no gradient
 and train the query tower only; fed to the candidate tower too, they collapsed it (recall@10 at
-about a third of the default in our tests), see tt_tf/model.py. Seconds per epoch: some runs
+about a third of the default in our tests), see tt_tf/models/two_tower.py. Seconds per epoch: some runs
 shared the 2 cores with test jobs, so compare them as rough ratios only."""
 
 
@@ -465,7 +465,7 @@ def scale(report) -> list:
                   f"step), {tutorial['num_items']:,} items, batch {tutorial['batch_size']}: "
                   f"{tutorial['tfrs_with_factorized_topk_examples_per_s']:,.0f} examples/s{ratio}."]
     search = report["exact_search"]
-    lines += ["", f"Exact top-100 search (`tt_tf.hitrate.top_k_by_dot`: BLAS matmul + `tt_tf.topk`, and a bare "
+    lines += ["", f"Exact top-100 search (`tt_tf.evaluation.topk.top_k_by_dot`: BLAS matmul + `tt_tf.evaluation.topk`, and a bare "
               f"matmul + argpartition for comparison; measured streaming bandwidth "
               f"{search['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; bound = item matrix bytes / bandwidth):", "",
               "| items | queries per call | median ms | ms per query | argpartition ms | bound ms | ratio to bound |",

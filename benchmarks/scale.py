@@ -24,13 +24,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tt_tf  # noqa: E402,F401  (Keras mode before TFRS)
 import tensorflow_recommenders as tfrs  # noqa: E402
+
+import tt_tf  # noqa: E402,F401  (Keras mode before TFRS)
 from tt_tf._keras import keras, tf  # noqa: E402
-from tt_tf.frequency import StaticItemFrequency  # noqa: E402
-from tt_tf.model import TwoTowerModel  # noqa: E402
-from tt_tf.optimizers import LazyAdam  # noqa: E402
-from tt_tf.schema import ColumnSchema, Schema  # noqa: E402
+from tt_tf.data.schema import ColumnSchema, Schema  # noqa: E402
+from tt_tf.models.two_tower import TwoTowerModel  # noqa: E402
+from tt_tf.negatives.frequency import StaticItemFrequency  # noqa: E402
+from tt_tf.training.optimizers import LazyAdam  # noqa: E402
 
 DIM = 64
 
@@ -165,11 +166,11 @@ def memory_bandwidth(size_mb=512, repeats=5) -> float:
 
 
 def exact_search_curve(item_sizes, query_batches=(1, 64), repeats=7):
-    """Exact top-100 per query batch, as tt_tf does it (``tt_tf.hitrate.top_k_by_dot``: matmul
-    + ``tt_tf.topk``) and as a bare matmul + argpartition + sort of the 100. The bound is the
+    """Exact top-100 per query batch, as tt_tf does it (``tt_tf.evaluation.topk.top_k_by_dot``: matmul
+    + ``tt_tf.evaluation.topk``) and as a bare matmul + argpartition + sort of the 100. The bound is the
     time to stream the item matrix once at the measured bandwidth: one query cannot beat it, a
     batch of queries shares one pass (and becomes compute-bound)."""
-    from tt_tf.hitrate import top_k_by_dot
+    from tt_tf.evaluation.topk import top_k_by_dot
 
     def bare(batch, matrix):
         scores = batch @ matrix.T

@@ -41,11 +41,11 @@ def percentile(values, q):
 
 
 def train_and_publish(workdir: Path):
-    from tt_tf.cli import train_run
-    from tt_tf.config import TrainConfig
-    from tt_tf.publish import publish
+    from tt_tf.bundle.publish import publish
+    from tt_tf.training.run import train_run
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic
     from tt_tf.stores import LocalStore
-    from tt_tf.synthetic import leave_last_out, make_synthetic
+    from tt_tf.training.config import TrainConfig
     interactions, users, items = make_synthetic(num_users=2000, num_items=10_000, mean_interactions=20, seed=0)
     train, valid, _ = leave_last_out(interactions)
     config = TrainConfig(epochs=1, query_dimensions=[128, 64], candidate_dimensions=[128, 64])
@@ -54,7 +54,7 @@ def train_and_publish(workdir: Path):
     store = LocalStore(workdir / "store")
     items = items.assign(price=np.linspace(5, 100, len(items)), cost=2.0)
     record = publish(run_dir, store, items)
-    from tt_tf.data import query_frame
+    from tt_tf.data.tables import query_frame
     frame = query_frame(users.user_id.head(50), users, interactions)
     live_features = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                      for row in frame.drop(columns=["user_id"]).to_dict("records")]
@@ -69,8 +69,8 @@ def numpy_floor(store, record, run_dir, offers, live_features, repeats, pause_s:
     ``pause_s`` > 0 sleeps that long before each timed call, as the scorer waits for the next
     request at concurrency 1: the same code then runs on a cold CPU (caches, branch history),
     which a tight loop never does."""
-    from tt_tf.topk import top_k
     from serving.run import LoadedRun, unit_vector
+    from tt_tf.evaluation.topk import top_k
     run = LoadedRun(store, record, model_roots=(str(run_dir.parent),))
     rows = np.array([run.row_of[o] for o in offers], np.int64)
     matrix = run.item_matrix[rows]  # gathered once, as the scorer does per run
@@ -193,6 +193,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
     args = parser.parse_args()
     import pandas as pd
+
     from tt_tf.stores import LocalStore
     report = {"command": f"python benchmarks/serving.py --requests {args.requests} --offers "
                          + " ".join(map(str, args.offers)),

@@ -21,7 +21,6 @@ from serving.service import NoRunError, Service
 from serving.settings import Settings
 from tt_tf.stores import StoreError
 
-
 logger = logging.getLogger("tt_tf.serving")
 
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from tt_tf.topk import top_k
+from tt_tf.evaluation.topk import top_k
 
 
 @dataclasses.dataclass

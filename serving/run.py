@@ -15,8 +15,15 @@ import pandas as pd
 import tensorflow as tf
 
 from serving.ranking import offer_set
-from tt_tf.export import LIGHT_RANKER, OUTPUT_NAME, QUERY_TOWER, load_manifest, rows_to_signature_inputs, \
-    saved_tower_inputs, verify_bundle
+from tt_tf.bundle.format import (
+    LIGHT_RANKER,
+    OUTPUT_NAME,
+    QUERY_TOWER,
+    load_manifest,
+    rows_to_signature_inputs,
+    saved_tower_inputs,
+    verify_bundle,
+)
 from tt_tf.stores.base import Store, StoreError
 
 

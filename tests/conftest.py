@@ -15,7 +15,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny_tables():
     """A small synthetic data set: (train, valid, test, users, items)."""
-    from tt_tf.synthetic import leave_last_out, make_synthetic
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic
     interactions, users, items = make_synthetic(num_users=120, num_items=60, mean_interactions=12, seed=3)
     train, valid, test = leave_last_out(interactions)
     return train, valid, test, users, items

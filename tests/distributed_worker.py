@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 import tt_tf  # noqa: F401  (Keras mode first)
-from tt_tf.distribute import make_strategy
+from tt_tf.training.distribute import make_strategy
 
 
 def dense_towers():
@@ -66,8 +66,8 @@ def equivalence():
     reaches on the global batch."""
     strategy = make_strategy("mirrored", logical_cpus=2)
     from tt_tf._keras import tf
-    from tt_tf.frequency import StreamingItemFrequency
-    from tt_tf.model import TwoTowerModel
+    from tt_tf.models.two_tower import TwoTowerModel
+    from tt_tf.negatives.frequency import StreamingItemFrequency
 
     def model_with(frequency):
         return TwoTowerModel(*dense_towers(), candidate_id_feature="item_id", logits_temperature=0.5,
@@ -101,7 +101,7 @@ def equivalence():
         tf.data.Dataset.from_tensor_slices(features).batch(batch_size))))
     try:
         with strategy.scope():
-            from tt_tf.catalogue_sampler import CatalogueSampler
+            from tt_tf.negatives.catalogue import CatalogueSampler
             sampler = CatalogueSampler({"c": features["c"], "item_id": features["item_id"]}, "item_id",
                                        num_negatives=2)
             bad = TwoTowerModel(*dense_towers(), candidate_id_feature="item_id",
@@ -118,9 +118,9 @@ def memory():
     gradients one device gets on the global batch with the same memory (here it wraps
     around: 3 batches of 10 into 16 slots), and the replicas' memories stay identical."""
     strategy = make_strategy("mirrored", logical_cpus=2)
-    from tt_tf.frequency import StaticItemFrequency
-    from tt_tf.memory_bank import CrossBatchMemory
-    from tt_tf.model import TwoTowerModel
+    from tt_tf.models.two_tower import TwoTowerModel
+    from tt_tf.negatives.frequency import StaticItemFrequency
+    from tt_tf.negatives.memory import CrossBatchMemory
 
     def make():
         frequency = StaticItemFrequency([str(i) for i in range(1, 10)], np.arange(1.0, 10.0))
@@ -148,24 +148,24 @@ def memory():
 
 
 def data():
-    from tt_tf.synthetic import leave_last_out, make_synthetic
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic
     interactions, users, items = make_synthetic(num_users=400, num_items=200, mean_interactions=12, seed=2)
     train, valid, _ = leave_last_out(interactions)
     return train, valid, users, items
 
 
 def config(**overrides):
-    from tt_tf.config import TrainConfig
+    from tt_tf.training.config import TrainConfig
     return TrainConfig(**{**dict(epochs=3, batch_size=256, query_dimensions=[32, 16], candidate_dimensions=[32, 16],
                                  id_embedding_dim=16, early_stopping_patience=10, seed=0, logical_cpus=2,
                                  item_frequency="streaming"), **overrides})
 
 
 def fit(mode, out_path):
-    from tt_tf.train import train_model
+    from tt_tf.training.train import train_model
     train, valid, users, items = data()
     result = train_model(train, users, items, config(distribute=mode), valid=valid, verbose=0)
-    from tt_tf.distribute import is_chief
+    from tt_tf.training.distribute import is_chief
     if is_chief():
         with open(out_path, "w") as handle:
             json.dump({"mode": mode, "valid_recall_at_10": [m["recall@10"] for m in result.valid_metrics],
@@ -174,7 +174,7 @@ def fit(mode, out_path):
 
 def backup(backup_dir, epochs_log, kill_after=None):
     from tt_tf._keras import keras
-    from tt_tf.train import train_model
+    from tt_tf.training.train import train_model
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

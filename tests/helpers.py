@@ -42,8 +42,8 @@ SMALL_CONFIG = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate
 
 
 def train_tiny_bundle(tiny_tables, run_dir, seed=0, **config):
-    from tt_tf.cli import train_run
-    from tt_tf.config import TrainConfig
+    from tt_tf.training.run import train_run
+    from tt_tf.training.config import TrainConfig
     train, valid, _, users, items = tiny_tables
     manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **{**SMALL_CONFIG, **config}),
                                  run_dir, verbose=0)
@@ -55,10 +55,10 @@ def train_aligned_model(light_ranker=None, steps=4, seed=4, **kwargs):
     Returns (model, schema, impressions, users, items)."""
     from tt_tf.alignment import AlignedTwoTowerModel
     from tt_tf.alignment.data import impression_dataset
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import HISTORY_COLUMN, build_schema
-    from tt_tf.synthetic_alignment import TASKS, make_alignment_data, session_histories
-    from tt_tf.train import build_model, set_seed
+    from tt_tf.alignment.synthetic import TASKS, make_alignment_data, session_histories
+    from tt_tf.data.tables import HISTORY_COLUMN, build_schema
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import build_model, set_seed
     set_seed(seed)
     impressions, users, items, _ = make_alignment_data(num_users=60, num_items=120, sessions_per_user=4, seed=seed)
     impressions[HISTORY_COLUMN] = session_histories(impressions)
@@ -79,9 +79,9 @@ def export_aligned_bundle(run_dir, **kwargs):
     """Export a tiny aligned model with a light ranker (and distillation heads, which the
     export must leave out). Returns (run_dir, manifest, model, users, items)."""
     from tt_tf.alignment import LightRanker
-    from tt_tf.data import HISTORY_COLUMN
-    from tt_tf.export import export_bundle
-    from tt_tf.synthetic_alignment import TASKS
+    from tt_tf.alignment.synthetic import TASKS
+    from tt_tf.bundle.export import export_bundle
+    from tt_tf.data.tables import HISTORY_COLUMN
     model, schema, impressions, users, items = train_aligned_model(
         LightRanker(3, [1.0, 2.0, 4.0], num_soft_tasks=3), soft_label_features=[f"ranker_{t}" for t in TASKS],
         distillation_weight=1.0, **kwargs)

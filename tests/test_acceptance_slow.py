@@ -11,9 +11,9 @@ from tests.conftest import require_movielens
 @pytest.mark.slow
 def test_loo_default_settings_reach_the_bar(tmp_path):
     splits = require_movielens()
-    from tt_tf.bundle import Bundle
+    from tt_tf.bundle.reader import Bundle
     from tt_tf.cli import main
-    from tt_tf.evaluation import FullCatalogueEvaluator
+    from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
     loo = splits / "loo"
     code = main(["train", "--interactions", str(loo / "train.csv"), "--valid", str(loo / "valid.csv"),
                  "--users", str(splits / "users.csv"), "--items", str(splits / "items.csv"),

@@ -4,10 +4,16 @@ import pandas as pd
 import pytest
 
 from tt_tf._keras import keras, tf
-from tt_tf.alignment import (AlignedTwoTowerModel, LightRanker, SavedModelRanker, ValueDebiaser, rerank,
-                             reward_alignment_loss, user_value)
-from tt_tf.synthetic_alignment import TASKS, export_known_ranker, make_alignment_data, session_histories
-
+from tt_tf.alignment import (
+    AlignedTwoTowerModel,
+    LightRanker,
+    SavedModelRanker,
+    ValueDebiaser,
+    rerank,
+    reward_alignment_loss,
+    user_value,
+)
+from tt_tf.alignment.synthetic import TASKS, export_known_ranker, make_alignment_data, session_histories
 
 # --- 1. value labels -------------------------------------------------------------------------
 
@@ -185,9 +191,9 @@ def test_saved_model_ranker_reproduces_the_known_ranker(tmp_path):
 # --- the model -----------------------------------------------------------------------------------
 
 def small_model(**kwargs):
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import build_schema
-    from tt_tf.train import build_model
+    from tt_tf.data.tables import build_schema
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import build_model
     impressions, users, items, _ = make_alignment_data(num_users=60, num_items=120, sessions_per_user=4, seed=4)
     impressions["history_item_ids"] = session_histories(impressions)
     config = TrainConfig(query_dimensions=[16, 8], candidate_dimensions=[16, 8], id_embedding_dim=8,

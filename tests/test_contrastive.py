@@ -3,7 +3,7 @@ import pytest
 import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
-from tt_tf.contrastive import contrastive_rows, excluded_columns
+from tt_tf.models.contrastive import contrastive_rows, excluded_columns
 
 
 def numpy_rows(query, candidates, ids, mask=None, hard=None):

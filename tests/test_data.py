@@ -2,9 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.data import (HISTORY_COLUMN, Columns, DataError, build_schema, feature_dict, harmonise_ids,
-                        query_frame, read_table, training_dataset)
-from tt_tf.schema import Tags
+from tt_tf.data.schema import Tags
+from tt_tf.data.tables import (
+    HISTORY_COLUMN,
+    Columns,
+    DataError,
+    build_schema,
+    feature_dict,
+    harmonise_ids,
+    query_frame,
+    read_table,
+    training_dataset,
+)
 
 INTERACTIONS = pd.DataFrame({"user_id": [1, 1, 1, 2, 2], "item_id": [10, 11, 12, 10, 13],
                              "timestamp": [3, 1, 2, 5, 4]})
@@ -82,7 +91,8 @@ def test_read_table_errors(tmp_path):
 
 def test_example_config_is_valid_and_matches_defaults():
     from pathlib import Path
-    from tt_tf.config import TrainConfig
+
+    from tt_tf.training.config import TrainConfig
     config = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "movielens.yaml")
     defaults = TrainConfig().to_dict()
     differing = {k for k, v in config.to_dict().items() if defaults[k] != v}
@@ -90,8 +100,8 @@ def test_example_config_is_valid_and_matches_defaults():
 
 
 def test_history_encoder_auto_follows_the_history_mode():
-    from tt_tf.config import TrainConfig
-    from tt_tf.train import build_towers, resolve_history_encoder
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import build_towers, resolve_history_encoder
     assert resolve_history_encoder(TrainConfig(), "before") == "attention"
     assert resolve_history_encoder(TrainConfig(), "all") == "mean"
     assert resolve_history_encoder(TrainConfig(history_encoder="mean"), "before") == "mean"
@@ -107,8 +117,8 @@ def test_history_encoder_auto_follows_the_history_mode():
 
 
 def test_known_positive_masking_auto_follows_the_history_mode(tiny_tables):
-    from tt_tf.config import TrainConfig
-    from tt_tf.train import resolve_known_positive_masking, train_model
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import resolve_known_positive_masking, train_model
     assert resolve_known_positive_masking(TrainConfig(), "all") is True
     assert resolve_known_positive_masking(TrainConfig(), "before") is False
     assert resolve_known_positive_masking(TrainConfig(mask_known_positives=False), "all") is False

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tt_tf.distribute import is_chief, make_strategy
+from tt_tf.training.distribute import is_chief, make_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tt_tf.evaluation import top_k_diversity
+from tt_tf.evaluation.full_catalogue import top_k_diversity
 
 
 def test_top_k_diversity_matches_a_hand_count():
@@ -19,7 +19,7 @@ def test_top_k_diversity_matches_a_hand_count():
 def test_known_rows_are_the_catalogue_positions_of_each_users_known_items():
     import pandas as pd
 
-    from tt_tf.evaluation import FullCatalogueEvaluator
+    from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
     evaluator = FullCatalogueEvaluator(["x", "y", "z"], np.eye(3))
     known = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u9"], "item_id": ["z", "x", "y", "x"]})
     rows = evaluator.known_rows(["u1", "u2", "u3"], known)

@@ -1,7 +1,7 @@
 import dataclasses
 from pathlib import Path
 
-from tt_tf.config import TrainConfig, reference_markdown
+from tt_tf.training.config import TrainConfig, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,10 +10,10 @@ def test_configuration_reference_is_generated_from_the_code():
     generated = reference_markdown()
     assert all(f"| `{field.name}` |" in generated for field in dataclasses.fields(TrainConfig))
     committed = (ROOT / "docs" / "configuration.md").read_text()
-    assert committed == generated, "docs/configuration.md is stale: python -m tt_tf.config > docs/configuration.md"
+    assert committed == generated, "docs/configuration.md is stale: python -m tt_tf.training.config > docs/configuration.md"
 
 
 def test_architecture_page_names_modules_that_exist():
     page = (ROOT / "docs" / "architecture.md").read_text()
-    for module in ("tt_tf/model.py", "tt_tf/samplers.py", "tt_tf/export.py", "serving/app.py", "tt_tf/stores/"):
+    for module in ("tt_tf/models/two_tower.py", "tt_tf/negatives/base.py", "tt_tf/bundle/export.py", "serving/app.py", "tt_tf/stores/"):
         assert module in page and (ROOT / module).exists(), module

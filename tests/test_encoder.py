@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from tt_tf._keras import keras, tf
-from tt_tf.encoder import Encoder
+from tt_tf.data.schema import Tags, infer_schema
 from tt_tf.layers import InputBlock, L2Norm, MLPBlock
-from tt_tf.schema import Tags, infer_schema
+from tt_tf.models.encoder import Encoder
 
 ITEMS = pd.DataFrame({"item_id": [1, 2, 3, 4], "genres": ["a|b", "b", "", "c"], "year": [1990.0, np.nan, 2001.0, 1995.0]})
 
@@ -20,7 +20,7 @@ def test_encode_frame_and_dataset_agree():
     vectors = tower.encode(ITEMS, batch_size=3)
     assert vectors.shape == (4, 4) and tower.output_dim == 4
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    from tt_tf.data import feature_dict
+    from tt_tf.data.tables import feature_dict
     dataset = tf.data.Dataset.from_tensor_slices(feature_dict(ITEMS, tower.schema)).batch(2)
     np.testing.assert_allclose(tower.encode(dataset), vectors, atol=1e-6)
     assert set(tower.input_signature()) == {"item_id", "genres", "year"}

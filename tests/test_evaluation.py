@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics, ranking_metrics
+from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics, ranking_metrics
 
 
 def brute_force_ranks(user_ids, user_vecs, item_ids, item_vecs, heldout, known):

@@ -7,12 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.config import TrainConfig
-from tt_tf.data import HISTORY_COLUMN, query_frame
-from tt_tf.export import (QUERY_TOWER, CANDIDATE_TOWER, frame_to_signature_inputs, load_manifest, read_embeddings,
-                          saved_tower_inputs, verify_bundle, write_embeddings)
-from tt_tf.schema import Tags
-
+from tt_tf.bundle.export import write_embeddings
+from tt_tf.bundle.format import (
+    CANDIDATE_TOWER,
+    QUERY_TOWER,
+    load_manifest,
+    read_embeddings,
+    saved_tower_inputs,
+    signature_inputs,
+    verify_bundle,
+)
+from tt_tf.data.schema import Tags
+from tt_tf.data.tables import HISTORY_COLUMN, query_frame
+from tt_tf.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +108,7 @@ def assert_fresh_process_matches(bundle, tiny_tables, tmp_path):
     feeds = {}
     for tower, frame in (("query_tower", user_frame), ("candidate_tower", items)):
         specs = {c.name: __import__("tensorflow").as_dtype(c.dtype) for c in getattr(model, tower).schema}
-        for name, tensor in frame_to_signature_inputs(frame, specs).items():
+        for name, tensor in signature_inputs(frame, specs).items():
             value = tensor.numpy()
             feeds[f"{tower}/{name}"] = value.astype(str) if value.dtype == object else value
     np.savez(tmp_path / "inputs.npz", **feeds)
@@ -121,7 +128,7 @@ def assert_fresh_process_matches(bundle, tiny_tables, tmp_path):
 def test_non_finite_vectors_are_refused(tmp_path, bundle, tiny_tables, monkeypatch):
     with pytest.raises(ValueError, match="not finite"):
         write_embeddings(tmp_path / "x.parquet", [1, 2], np.array([[0.0, 1.0], [np.nan, 0.0]]), "item_id")
-    import tt_tf.export as export
+    import tt_tf.bundle.export as export
     _, _, result = bundle
     train, valid, _, users, items = tiny_tables
     monkeypatch.setattr(export, "encode_with_signature", lambda sig, frame, batch_size=4096:
@@ -134,7 +141,7 @@ def test_non_finite_vectors_are_refused(tmp_path, bundle, tiny_tables, monkeypat
 
 
 def test_existing_output_directory_is_refused(bundle, tiny_tables):
-    import tt_tf.export as export
+    import tt_tf.bundle.export as export
     run_dir, _, result = bundle
     _, _, _, users, items = tiny_tables
     with pytest.raises(ValueError, match="already exists"):

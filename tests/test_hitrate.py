@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.hitrate import hit_rate, temporal_split
+from tt_tf.evaluation.hitrate import hit_rate, temporal_split
 
 ITEMS = ["A", "B", "C", "D"]
 ITEM_VECTORS = np.array([[1, 0], [0, 1], [0.7, 0.7], [-1, 0]], np.float32)

@@ -30,7 +30,7 @@ def test_tt_tf_modules_load_after_tfrs_resolved_tf_keras():
     """A script that imports tt_tf, then TFRS (which resolves tf.keras to tf_keras), then a tt_tf
     module that checks the Keras mode again must not be refused."""
     result = run_python("import tt_tf\nimport tensorflow_recommenders\nfrom tt_tf._keras import keras\n"
-                        "from tt_tf.model import TwoTowerModel\nprint(keras.__name__)")
+                        "from tt_tf.models.two_tower import TwoTowerModel\nprint(keras.__name__)")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith("tf_keras")
 

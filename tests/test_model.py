@@ -3,10 +3,10 @@ import pytest
 
 from tests.helpers import PickVectors, softmax_loss_reference
 from tt_tf._keras import keras, tf
-from tt_tf.false_negatives import KnownPositiveIndex
-from tt_tf.frequency import StaticItemFrequency
-from tt_tf.model import TwoTowerModel, TwoTowerModelV2
-from tt_tf.samplers import InBatchSampler, NegativeSampler, Negatives
+from tt_tf.models.two_tower import TwoTowerModel, TwoTowerModelV2
+from tt_tf.negatives.base import InBatchSampler, Negatives, NegativeSampler
+from tt_tf.negatives.frequency import StaticItemFrequency
+from tt_tf.negatives.known_positives import KnownPositiveIndex
 
 # Hand-sized batch: 3 rows, items a, b, a (rows 0 and 2 share item "a").
 QUERY = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
@@ -139,8 +139,8 @@ def test_merlin_alias_and_serialisation_round_trip():
 
 
 def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
-    from tt_tf.config import TrainConfig
-    from tt_tf.train import train_model
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import train_model
     train, valid, _, users, items = tiny_tables
     config = TrainConfig(epochs=2, batch_size=64, query_dimensions=[16, 8], candidate_dimensions=[16, 8],
                          id_embedding_dim=8, early_stopping_patience=1)
@@ -155,7 +155,7 @@ def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
     assert list((tmp_path / "ckpt").glob("weights*")), "ModelCheckpoint wrote nothing"
     assert list((tmp_path / "tb").rglob("events.out.tfevents*")), "TensorBoard wrote nothing"
     result.model.load_weights(str(tmp_path / "ckpt" / "weights"))
-    from tt_tf.data import training_dataset
+    from tt_tf.data.tables import training_dataset
     evaluated = result.model.evaluate(training_dataset(valid, users, items, result.schema, batch_size=64),
                                       return_dict=True, verbose=0)
     assert np.isfinite(evaluated["loss"]) and "in_batch_recall_at_10" in evaluated
@@ -163,11 +163,11 @@ def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
 
 def test_training_lowers_loss_and_beats_popularity():
     """On data with a clear latent structure the model learns more than popularity."""
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import query_frame
-    from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics
-    from tt_tf.synthetic import leave_last_out, make_synthetic
-    from tt_tf.train import train_model
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic
+    from tt_tf.data.tables import query_frame
+    from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import train_model
     interactions, users, items = make_synthetic(num_users=400, num_items=150, mean_interactions=20, seed=1)
     train, _, test = leave_last_out(interactions)
     config = TrainConfig(epochs=6, batch_size=256, query_dimensions=[32, 16], candidate_dimensions=[32, 16],
@@ -199,7 +199,7 @@ def test_known_positive_masking_matches_numpy_and_keeps_own_positive():
 
 
 def test_known_positive_mask_property_over_random_batches():
-    from tt_tf.false_negatives import known_positive_mask
+    from tt_tf.negatives.known_positives import known_positive_mask
     rng = np.random.default_rng(0)
     for _ in range(20):
         rows, catalogue = rng.integers(1, 12), [f"i{k}" for k in range(30)]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tt_tf._keras import keras, tf
-from tt_tf.optimizers import LazyAdam
+from tt_tf.training.optimizers import LazyAdam
 
 
 def numpy_lazy_adam(table, steps, learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7):

@@ -6,9 +6,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from tt_tf.bundle import Bundle
+from tt_tf.bundle.reader import Bundle
 from tt_tf.cli import main
-from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics, top_k_diversity
+from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics, top_k_diversity
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import pytest
 
 from tests.helpers import PickVectors
 from tt_tf._keras import keras, tf
-from tt_tf.catalogue_sampler import CatalogueSampler, sampling_weights
-from tt_tf.false_negatives import KnownPositiveIndex
-from tt_tf.frequency import StaticItemFrequency, StreamingItemFrequency
-from tt_tf.memory_bank import CrossBatchMemory
-from tt_tf.model import TwoTowerModel
+from tt_tf.models.two_tower import TwoTowerModel
+from tt_tf.negatives.catalogue import CatalogueSampler, sampling_weights
+from tt_tf.negatives.frequency import StaticItemFrequency, StreamingItemFrequency
+from tt_tf.negatives.known_positives import KnownPositiveIndex
+from tt_tf.negatives.memory import CrossBatchMemory
 
 DIM = 4
 CATALOGUE = [f"i{k}" for k in range(20)]
@@ -220,9 +220,9 @@ def test_known_positive_masking_never_masks_the_own_positive():
 def test_every_sampler_option_reachable_from_config_and_recorded(tiny_tables, tmp_path):
     import json
 
-    from tt_tf.cli import train_run
-    from tt_tf.config import TrainConfig
     from tests.helpers import SMALL_CONFIG
+    from tt_tf.training.run import train_run
+    from tt_tf.training.config import TrainConfig
     train, valid, _, users, items = tiny_tables
     options = dict(negative_samplers=["in-batch", {"catalogue": {"num_negatives": 32, "distribution": "log_uniform"}},
                                       {"memory": {"memory_size": 128, "warmup_steps": 2}}],
@@ -245,8 +245,8 @@ def test_every_sampler_option_reachable_from_config_and_recorded(tiny_tables, tm
                        ({"negative_samplers": ["popular"]}, "unknown sampler"),
                        ({"item_frequency": "dynamic"}, "item_frequency")):
         with pytest.raises(ValueError, match=match):
-            from tt_tf.train import build_model
-            from tt_tf.data import build_schema
+            from tt_tf.data.tables import build_schema
+            from tt_tf.training.train import build_model
             schema = build_schema(train, users, items)
             cfg = TrainConfig(**{**SMALL_CONFIG, **bad})
             build_model(schema, cfg, None, train, items)

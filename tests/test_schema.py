@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.schema import ColumnSchema, Schema, Tags, embedding_dim_for, infer_schema
+from tt_tf.data.schema import ColumnSchema, Schema, Tags, embedding_dim_for, infer_schema
 
 
 @pytest.fixture()

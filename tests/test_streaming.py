@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tt_tf.data import DataError, build_schema
-from tt_tf.schema import Tags
-from tt_tf.streaming import encode_shard, iter_frames, merge_shards, parquet_dataset, shard_row_groups
-from tt_tf.synthetic import make_synthetic
+from tt_tf.bundle.reader import merge_shards
+from tt_tf.data.streaming import iter_frames, parquet_dataset, shard_row_groups
+from tt_tf.data.synthetic import make_synthetic
+from tt_tf.data.tables import DataError, build_schema
 
 
 @pytest.fixture(scope="module")
@@ -56,40 +56,18 @@ def test_parquet_dataset_yields_the_towers_features(table):
     assert rows == sum(len(f) for f in iter_frames(path, ["user_id"], 2, 1))
 
 
-def test_sharded_embedding_equals_one_pass(table):
-    path, frame, schema = table
-    from tt_tf.encoder import Encoder
-    from tt_tf.layers import MLPBlock
-    encoder = Encoder(schema.select_by_tag(Tags.ITEM), MLPBlock([8]))
-    columns = ["item_id", "genres", "year"]
-    one_ids, one_vectors = merge_shards([encode_shard(encoder.encode, path, "item_id", columns)])
-    np.testing.assert_array_equal(one_ids, frame["item_id"].to_numpy())
-    parts = [encode_shard(encoder.encode, path, "item_id", columns, 3, i, read_rows=30) for i in range(3)]
-    ids, vectors = merge_shards(parts)
-    np.testing.assert_array_equal(ids, one_ids)
-    np.testing.assert_allclose(vectors, one_vectors, atol=1e-6)
-    np.testing.assert_allclose(vectors, encoder.encode(frame), atol=1e-6)
+def test_merged_shards_are_the_rows_in_order_and_gaps_or_overlaps_are_refused():
+    rng = np.random.default_rng(3)
+    ids, vectors = np.arange(10) * 7, rng.normal(size=(10, 4)).astype(np.float32)
+    order = rng.permutation(10)
+    parts = [(positions, ids[positions], vectors[positions]) for positions in np.array_split(order, 3)]
+    merged_ids, merged_vectors = merge_shards(parts[::-1], total_rows=10)
+    np.testing.assert_array_equal(merged_ids, ids)
+    np.testing.assert_array_equal(merged_vectors, vectors)
     with pytest.raises(ValueError, match="overlap or miss"):
         merge_shards(parts[:2])
     with pytest.raises(ValueError, match="overlap or miss"):
         merge_shards(parts + parts[:1])
-
-
-def test_sharded_batch_scoring_equals_one_pass_and_brute_force():
-    from tt_tf.streaming import score_shard
-    rng = np.random.default_rng(3)
-    users, items = rng.normal(size=(23, 4)).astype(np.float32), rng.normal(size=(40, 4)).astype(np.float32)
-    one_rows, one_scores = merge_shards([score_shard(users, items, 5)])
-    brute = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :5]
-    np.testing.assert_array_equal(one_rows, brute)
-    np.testing.assert_allclose(one_scores, np.take_along_axis(users @ items.T, brute, axis=1), rtol=1e-6)
-    parts = [score_shard(users, items, 5, 3, i, block_rows=4) for i in range(3)]
-    rows, scores = merge_shards(parts)
-    np.testing.assert_array_equal(rows, one_rows)
-    np.testing.assert_allclose(scores, one_scores, rtol=1e-6)
-    with pytest.raises(ValueError, match="overlap or miss"):
-        merge_shards(parts[1:])
-    with pytest.raises(ValueError, match="overlap or miss"):  # the last shard missing
-        merge_shards(parts[:2], total_rows=len(users))
-    with pytest.raises(ValueError, match="shard_index"):
-        score_shard(users, items, 5, 2, 2)
+    without_last = [(p[p != 9], i[p != 9], v[p != 9]) for p, i, v in parts]
+    with pytest.raises(ValueError, match="overlap or miss"):  # the last row missing
+        merge_shards(without_last, total_rows=10)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tt_tf.synthetic import leave_last_out, make_synthetic
+from tt_tf.data.synthetic import leave_last_out, make_synthetic
 
 
 def test_synthetic_data_has_structure():

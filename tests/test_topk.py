@@ -1,9 +1,9 @@
-"""Exact top-K (tt_tf.topk): the sampled cut-off path must return what a full sort returns,
+"""Exact top-K (tt_tf.evaluation.topk): the sampled cut-off path must return what a full sort returns,
 for one query (the scorer) and for a block of queries (hit rate, batch scoring)."""
 import numpy as np
 import pytest
 
-from tt_tf.topk import top_k, top_k_per_row
+from tt_tf.evaluation.topk import top_k, top_k_per_row
 
 
 def full_sort_top_k(scores, k):

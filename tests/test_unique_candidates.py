@@ -5,8 +5,8 @@ import pytest
 
 from tests.helpers import SMALL_CONFIG, softmax_loss_reference
 from tt_tf._keras import tf
-from tt_tf.contrastive import contrastive_rows, excluded_columns
-from tt_tf.model import _row_keys
+from tt_tf.models.contrastive import contrastive_rows, excluded_columns
+from tt_tf.models.two_tower import _row_keys
 
 
 def test_weighted_unique_columns_equal_repeated_columns_and_numpy():
@@ -87,9 +87,9 @@ def test_row_keys_tell_apart_rows_whose_candidate_features_differ():
 
 
 def _model_and_batch(tiny_tables, item_features=True, **config):
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import build_schema, training_dataset
-    from tt_tf.train import build_model, make_item_frequency
+    from tt_tf.data.tables import build_schema, training_dataset
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import build_model, make_item_frequency
     train, _, _, users, items = tiny_tables
     items = items if item_features else None
     config = TrainConfig(**{**SMALL_CONFIG, "dropout": None, **config})
@@ -131,7 +131,7 @@ def test_unique_columns_give_the_loss_gradients_and_recall_of_one_column_per_row
 
 def test_towers_without_a_schema_or_with_memory_keep_one_column_per_row(tiny_tables):
     from tests.helpers import PickVectors
-    from tt_tf.model import TwoTowerModel
+    from tt_tf.models.two_tower import TwoTowerModel
     features = {"q": np.eye(3, dtype="f4"), "c": np.eye(3, dtype="f4"), "item_id": np.array(["a", "a", "b"])}
     model = TwoTowerModel(PickVectors("q"), PickVectors("c"), candidate_id_feature="item_id")
     # PickVectors has no schema: the model cannot know that "c" is the item's only feature

@@ -16,19 +16,19 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "keras": "tt_tf._keras",
-    "TrainConfig": "tt_tf.config",
-    "Columns": "tt_tf.data", "DataError": "tt_tf.data", "build_schema": "tt_tf.data",
-    "read_table": "tt_tf.data", "training_dataset": "tt_tf.data",
-    "Encoder": "tt_tf.encoder",
-    "FullCatalogueEvaluator": "tt_tf.evaluation", "RetrievalEvaluationCallback": "tt_tf.evaluation",
-    "ranking_metrics": "tt_tf.evaluation",
-    "StaticItemFrequency": "tt_tf.frequency", "StreamingItemFrequency": "tt_tf.frequency",
-    "KnownPositiveIndex": "tt_tf.false_negatives",
-    "CatalogueSampler": "tt_tf.catalogue_sampler", "CrossBatchMemory": "tt_tf.memory_bank",
+    "TrainConfig": "tt_tf.training.config",
+    "Columns": "tt_tf.data.tables", "DataError": "tt_tf.data.tables", "build_schema": "tt_tf.data.tables",
+    "read_table": "tt_tf.data.tables", "training_dataset": "tt_tf.data.tables",
+    "Encoder": "tt_tf.models.encoder",
+    "FullCatalogueEvaluator": "tt_tf.evaluation.full_catalogue", "RetrievalEvaluationCallback": "tt_tf.evaluation.full_catalogue",
+    "ranking_metrics": "tt_tf.evaluation.full_catalogue",
+    "StaticItemFrequency": "tt_tf.negatives.frequency", "StreamingItemFrequency": "tt_tf.negatives.frequency",
+    "KnownPositiveIndex": "tt_tf.negatives.known_positives",
+    "CatalogueSampler": "tt_tf.negatives.catalogue", "CrossBatchMemory": "tt_tf.negatives.memory",
     "InputBlock": "tt_tf.layers", "L2Norm": "tt_tf.layers", "MLPBlock": "tt_tf.layers",
-    "TwoTowerModel": "tt_tf.model", "TwoTowerModelV2": "tt_tf.model", "LazyAdam": "tt_tf.optimizers",
-    "InBatchSampler": "tt_tf.samplers", "NegativeSampler": "tt_tf.samplers",
-    "ColumnSchema": "tt_tf.schema", "Schema": "tt_tf.schema", "Tags": "tt_tf.schema", "infer_schema": "tt_tf.schema",
+    "TwoTowerModel": "tt_tf.models.two_tower", "TwoTowerModelV2": "tt_tf.models.two_tower", "LazyAdam": "tt_tf.training.optimizers",
+    "InBatchSampler": "tt_tf.negatives.base", "NegativeSampler": "tt_tf.negatives.base",
+    "ColumnSchema": "tt_tf.data.schema", "Schema": "tt_tf.data.schema", "Tags": "tt_tf.data.schema", "infer_schema": "tt_tf.data.schema",
 }
 
 __all__ = sorted(_EXPORTS) + ["ensure_legacy_keras", "__version__"]

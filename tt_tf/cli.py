@@ -11,20 +11,19 @@ from pathlib import Path
 USAGE_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
+def concat_tables(frames):
+    from tt_tf.data.tables import concat_tables as concat
+    return concat(frames)
+
+
 def _usage_errors():
     from tt_tf.stores.base import StoreError
     return USAGE_ERRORS + (StoreError,)
 
 
 def _read(path, name):
-    from tt_tf.data import read_table
+    from tt_tf.data.tables import read_table
     return read_table(path, name) if path else None
-
-
-def _concat(frames):
-    import pandas as pd
-    frames = [f for f in frames if f is not None]
-    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def _print_metrics(title, metrics):
@@ -32,49 +31,9 @@ def _print_metrics(title, metrics):
     print(f"{title}: {shown}", flush=True)
 
 
-def train_run(interactions, users, items, valid, config, out, verbose=1, run_info=None):
-    """Train, evaluate on valid, export the bundle; returns (manifest, training result)."""
-    from tt_tf.data import query_frame
-    from tt_tf.evaluation import FullCatalogueEvaluator
-    from tt_tf.export import export_bundle
-    from tt_tf.train import columns_of, prepare_tables, train_model
-
-    from tt_tf.distribute import is_chief
-
-    result = train_model(interactions, users, items, config, valid=valid, verbose=verbose)
-    if config.distribute == "multi_worker" and not is_chief():
-        print("worker done: the chief task writes the bundle")
-        return None, result
-    columns = columns_of(config)
-    _, users, items, _ = prepare_tables(interactions, users, items, None, columns)
-    interactions, valid = result.train, result.valid
-    catalogue = items if items is not None else interactions[[columns.item_id]].drop_duplicates()
-    metrics = {"train_seconds": round(result.train_seconds, 2), "epochs": result.epochs_run,
-               "best_epoch": result.best_epoch,
-               "history_mode": result.history_mode, "examples_per_second": round(result.examples_per_second, 1),
-               "history_encoder": "attention" if getattr(result.model.query_tower.input_block, "history_encoder",
-                                                          None) is not None else "mean",
-               "training_curves": {name: [float(v) for v in values] for name, values in result.history.items()}}
-    if valid is not None:
-        valid_users = valid[columns.user_id].unique()
-        frame = query_frame(valid_users, users, interactions, columns)
-        evaluator = FullCatalogueEvaluator(catalogue[columns.item_id], result.model.candidate_tower.encode(catalogue),
-                                           config.eval_ks)
-        valid_metrics = evaluator.evaluate(valid_users, result.model.query_tower.encode(frame), valid,
-                                           known=interactions, columns=columns)
-        metrics["valid_masked"] = valid_metrics
-        _print_metrics("valid (masked, full catalogue)", valid_metrics)
-    seen = _concat([interactions, valid])
-    user_ids = list(dict.fromkeys(list(users[columns.user_id]) if users is not None else [])
-                    | dict.fromkeys(seen[columns.user_id]))
-    user_frame = query_frame(user_ids, users, seen if config.use_history else None, columns)
-    manifest = export_bundle(out, result.model, result.schema, config.to_dict(), catalogue, user_frame,
-                             columns.user_id, columns.item_id, metrics, run_info)
-    return manifest, result
-
-
 def cmd_train(args):
-    from tt_tf.config import TrainConfig
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.run import train_run
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.seed is not None:
         config.seed = args.seed
@@ -89,7 +48,10 @@ def cmd_train(args):
     manifest, result = train_run(interactions, users, items, valid, config, args.out,
                                  verbose=0 if args.quiet else 2, run_info=info)
     if manifest is None:  # a non-chief worker of a multi-worker run
+        print("worker done: the chief task writes the bundle")
         return 0
+    if "valid_masked" in manifest["metrics"]:
+        _print_metrics("valid (masked, full catalogue)", manifest["metrics"]["valid_masked"])
     print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f}s "
           f"({result.examples_per_second:.0f} examples/s); run_id {manifest['run_id']}")
     print(f"bundle written to {Path(args.out).resolve()}")
@@ -97,15 +59,15 @@ def cmd_train(args):
 
 
 def _embed(args):
-    from tt_tf.bundle import Bundle
+    from tt_tf.bundle.reader import Bundle
     bundle = Bundle(args.run_dir)
-    history = _concat([_read(p, "history") for p in (args.history or [])])
+    history = concat_tables([_read(p, "history") for p in (args.history or [])])
     users, items = _read(args.users, "users"), _read(args.items, "items")
     return bundle, history, bundle.embed(users, items, history)
 
 
 def cmd_embed(args):
-    from tt_tf.bundle import save_vectors
+    from tt_tf.bundle.reader import save_vectors
     if Path(args.out).suffix not in (".npz", ".parquet"):
         raise ValueError(f"--out must end in .npz or .parquet, got {Path(args.out).name!r}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
@@ -119,57 +81,40 @@ def cmd_embed(args):
 
 
 def _embed_shard(args):
-    """One worker's share of ``embed``: a contiguous slice of the users and of the items, with
-    their row positions, so that ``merge-embeddings`` rebuilds the one-pass tables."""
     import numpy as np
-    from tt_tf.bundle import Bundle
+
+    from tt_tf.bundle.reader import Bundle
     if Path(args.out).suffix != ".npz":
         raise ValueError(f"a shard (--num-shards > 1) is written as .npz, got {Path(args.out).name!r}")
-    bundle = Bundle(args.run_dir)
-    history = _concat([_read(p, "history") for p in (args.history or [])])
-    users, items = _read(args.users, "users"), _read(args.items, "items")
-    if args.num_shards > min(len(users), len(items)):
-        raise ValueError(f"--num-shards {args.num_shards} is more than the {len(users)} users or "
-                         f"{len(items)} items; use at most {min(len(users), len(items))}")
-    share = {name: np.array_split(np.arange(len(table)), args.num_shards)[args.shard_index]
-             for name, table in (("user", users), ("item", items))}
-    user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users.iloc[share["user"]], items.iloc[share["item"]],
-                                                            history)
-    np.savez(args.out, user_ids=np.asarray(user_ids), user_vecs=user_vecs, item_ids=np.asarray(item_ids),
-             item_vecs=item_vecs, user_positions=share["user"], item_positions=share["item"],
-             user_total=len(users), item_total=len(items))
-    print(f"wrote shard {args.shard_index + 1}/{args.num_shards}: {len(user_ids)} user and {len(item_ids)} item "
-          f"vectors to {args.out}")
+    history = concat_tables([_read(p, "history") for p in (args.history or [])])
+    shard = Bundle(args.run_dir).embed_shard(_read(args.users, "users"), _read(args.items, "items"), history,
+                                             args.num_shards, args.shard_index)
+    np.savez(args.out, **shard)
+    print(f"wrote shard {args.shard_index + 1}/{args.num_shards}: {len(shard['user_ids'])} user and "
+          f"{len(shard['item_ids'])} item vectors to {args.out}")
     return 0
 
 
 def cmd_merge_embeddings(args):
     import numpy as np
-    from tt_tf.bundle import save_vectors
-    from tt_tf.streaming import merge_shards
+
+    from tt_tf.bundle.reader import merge_vector_shards, save_vectors
     shards = [np.load(path, allow_pickle=False) for path in args.shards]
     missing = [str(path) for path, shard in zip(args.shards, shards) if "user_positions" not in shard]
     if missing:
         raise ValueError(f"not shards of `tt-tf embed --num-shards`: {missing}")
-    merged = {}
-    for kind in ("user", "item"):
-        totals = {int(s[f"{kind}_total"]) for s in shards}
-        if len(totals) != 1:
-            raise ValueError(f"the shards come from different {kind} tables ({sorted(totals)} rows)")
-        merged[kind] = merge_shards([(s[f"{kind}_positions"], s[f"{kind}_ids"], s[f"{kind}_vecs"]) for s in shards],
-                                    totals.pop())
-    (user_ids, user_vecs), (item_ids, item_vecs) = merged["user"], merged["item"]
+    user_ids, user_vecs, item_ids, item_vecs = merge_vector_shards(shards)
     save_vectors(args.out, user_ids, user_vecs, item_ids, item_vecs)
     print(f"merged {len(shards)} shards: {len(user_ids)} user and {len(item_ids)} item vectors to {args.out}")
     return 0
 
 
 def cmd_evaluate(args):
-    from tt_tf.evaluation import FullCatalogueEvaluator
+    from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
     ks = [int(k) for k in args.ks.split(",")]
     bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
     test = _read(args.test, "test")
-    from tt_tf.data import require_columns
+    from tt_tf.data.tables import require_columns
     cols = bundle.columns
     require_columns(test, [cols.user_id, cols.item_id], "test")
     known = None if args.unmasked else history
@@ -183,8 +128,8 @@ def cmd_evaluate(args):
 
 
 def cmd_report(args):
-    from tt_tf.data import require_columns
-    from tt_tf.report import report_data, write_report
+    from tt_tf.data.tables import require_columns
+    from tt_tf.evaluation.report import report_data, write_report
     if args.k < 1 or args.k > 100:
         raise ValueError(f"--k must be between 1 and 100, got {args.k}")
     bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
@@ -198,37 +143,24 @@ def cmd_report(args):
 
 
 def cmd_demo(args):
-    from tt_tf.config import TrainConfig
-    from tt_tf.data import Columns
-    from tt_tf.evaluation import FullCatalogueEvaluator, popularity_metrics
-    from tt_tf.synthetic import leave_last_out, make_synthetic
-    from tt_tf.bundle import Bundle
-    started = time.perf_counter()
+    from tt_tf.training.run import demo_run
     args.out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    interactions, users, items = make_synthetic(seed=args.seed)
-    train, valid, test = leave_last_out(interactions)
-    print(f"synthetic data: {len(users)} users, {len(items)} items, {len(interactions)} interactions "
-          f"(train {len(train)}, valid {len(valid)}, test {len(test)})")
-    config = TrainConfig(epochs=args.epochs, early_stopping_patience=2, seed=args.seed)
-    manifest, _ = train_run(train, users, items, valid, config, args.out, verbose=0 if args.quiet else 2,
-                            run_info={"data": "synthetic demo", "seed": args.seed})
-    bundle = Bundle(args.out)
-    seen = _concat([train, valid])
-    user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users, items, seen)
-    model_metrics = FullCatalogueEvaluator(item_ids, item_vecs).evaluate(user_ids, user_vecs, test, known=seen)
-    popular = popularity_metrics(seen, item_ids, test, known=seen, columns=Columns())
-    _print_metrics("two-tower  test (masked)", model_metrics)
-    _print_metrics("popularity test (masked)", popular)
-    lift = model_metrics["recall@10"] / max(popular["recall@10"], 1e-9)
+    result = demo_run(args.out, seed=args.seed, epochs=args.epochs, verbose=0 if args.quiet else 2)
+    print(f"synthetic data: {result['users']} users, {result['items']} items, {result['interactions']} "
+          f"interactions (train {result['train']}, valid {result['valid']}, test {result['test']})")
+    _print_metrics("two-tower  test (masked)", result["model"])
+    _print_metrics("popularity test (masked)", result["popularity"])
+    lift = result["model"]["recall@10"] / max(result["popularity"]["recall@10"], 1e-9)
     print(f"recall@10 lift over popularity: {lift:.2f}x")
-    print(f"run_id {manifest['run_id']}; bundle at {Path(args.out).resolve()}; "
-          f"total {time.perf_counter() - started:.0f}s")
+    print(f"run_id {result['manifest']['run_id']}; bundle at {Path(args.out).resolve()}; "
+          f"total {result['seconds']:.0f}s")
     return 0
 
 
 def cmd_hitrate(args):
     import numpy as np
-    from tt_tf.hitrate import hit_rate, temporal_split
+
+    from tt_tf.evaluation.hitrate import hit_rate, temporal_split
     if args.vectors:
         data = np.load(args.vectors, allow_pickle=False)
         user_ids, user_vecs, item_ids, item_vecs = data["user_ids"], data["user_vecs"], data["item_ids"], data["item_vecs"]
@@ -240,7 +172,7 @@ def cmd_hitrate(args):
         if not (args.run_dir and args.users and args.items and args.interactions and args.at):
             raise ValueError("give --vectors and --ground-truth, or RUN_DIR with --users, --items, --interactions "
                              "and --at (temporal mode)")
-        from tt_tf.bundle import Bundle
+        from tt_tf.bundle.reader import Bundle
         bundle = Bundle(args.run_dir)
         interactions = _read(args.interactions, "interactions")
         history, truth = temporal_split(interactions, args.at, args.days, bundle.columns.timestamp)
@@ -270,7 +202,7 @@ def cmd_hitrate(args):
 
 
 def cmd_publish(args):
-    from tt_tf.publish import publish
+    from tt_tf.bundle.publish import publish
     from tt_tf.stores import open_store
     store = open_store(args.store)
     items = _read(args.items, "items")
@@ -281,8 +213,8 @@ def cmd_publish(args):
 
 
 def cmd_flatten(args):
-    from tt_tf.flatten import flatten_store
     from tt_tf.stores import open_store
+    from tt_tf.stores.flatten import flatten_store
     frame = flatten_store(open_store(args.store))
     out = Path(args.out)
     if out.suffix == ".parquet":
@@ -297,9 +229,10 @@ def cmd_flatten(args):
 
 def cmd_serve(args):
     import uvicorn
+
     from serving.app import create_app
     from serving.settings import Settings
-    from tt_tf.publish import publish
+    from tt_tf.bundle.publish import publish
     from tt_tf.stores import open_store
     target = Path(args.run_or_store)
     overrides = {}

@@ -6,8 +6,8 @@ import hmac
 from fastapi import APIRouter, Depends, Header, HTTPException
 
 from serving.deps import get_service
-from serving.schemas import ERROR_RESPONSES
 from serving.run import RunLoadError
+from serving.schemas import ERROR_RESPONSES
 from serving.service import Service
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)

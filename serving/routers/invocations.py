@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-import orjson
 
 from serving.deps import get_service
 from serving.ranking import eligible_offers, final_result, rank_offers

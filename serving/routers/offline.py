@@ -10,7 +10,7 @@ from serving.deps import get_service
 from serving.run import unit_rows
 from serving.schemas import ERROR_RESPONSES, BatchScore, ConceptTest
 from serving.service import Service
-from tt_tf.topk import top_k
+from tt_tf.evaluation.topk import top_k, top_k_by_dot
 
 router = APIRouter(tags=["offline"], responses=ERROR_RESPONSES)
 
@@ -47,17 +47,11 @@ def batch_score(body: BatchScore, service: Service = Depends(get_service)) -> di
         customers, vectors = customers[:body.max_users], vectors[:body.max_users]
     rows = run.campaign_set.rows
     created_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    documents = []
-    for start in range(0, len(customers), 1024):
-        block = vectors[start:start + 1024]
-        if run.similarity == "cosine":
-            block = unit_rows(block)
-        scores = block @ run.item_matrix[rows].T
-        for customer, row_scores in zip(customers[start:start + 1024], scores):
-            top = top_k(row_scores, body.top_k)
-            documents.append({"run_id": run.run_id, "customer_id": customer, "created_at": created_at,
-                              "ranked": [{"offer": run.item_ids[rows[i]], "score": float(row_scores[i])}
-                                         for i in top]})
+    queries = unit_rows(vectors) if run.similarity == "cosine" else vectors
+    top_rows, top_scores = top_k_by_dot(queries, run.item_matrix[rows], body.top_k)
+    documents = [{"run_id": run.run_id, "customer_id": customer, "created_at": created_at,
+                  "ranked": [{"offer": run.item_ids[rows[i]], "score": float(score)} for i, score in zip(top, scores)]}
+                 for customer, top, scores in zip(customers, top_rows, top_scores)]
     if documents:
         service.store.put_scores(body.scores_collection, documents)
     return {"success": True, "run_id": run.run_id, "written": len(documents),

@@ -10,7 +10,7 @@ from serving.routers.invocations import lookup, stored_vector_lookup, user_vecto
 from serving.run import unit_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
-from tt_tf.topk import top_k
+from tt_tf.evaluation.topk import top_k
 
 router = APIRouter(prefix="/v1", tags=["retrieval"], responses=ERROR_RESPONSES)
 

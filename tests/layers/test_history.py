@@ -3,9 +3,9 @@ import pytest
 
 from tests.helpers import assert_same_outputs
 from tt_tf._keras import keras, tf
+from tt_tf.data.schema import ColumnSchema, Schema, Tags
 from tt_tf.layers import HistoryEncoder, InputBlock
 from tt_tf.layers.history import newest_first, sinusoidal_positions
-from tt_tf.schema import ColumnSchema, Schema, Tags
 
 DIM = 4
 

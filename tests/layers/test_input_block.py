@@ -3,8 +3,8 @@ import pytest
 
 from tests.helpers import assert_same_outputs
 from tt_tf._keras import keras, tf
+from tt_tf.data.schema import ColumnSchema, Schema, Tags
 from tt_tf.layers import InputBlock
-from tt_tf.schema import ColumnSchema, Schema, Tags
 
 
 def schema():

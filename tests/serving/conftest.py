@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from tt_tf.publish import publish
-from tt_tf.stores import LocalStore
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.bundle.publish import publish
+from tt_tf.stores import LocalStore
 
 
 @pytest.fixture()

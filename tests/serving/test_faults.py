@@ -8,11 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tt_tf.export import file_checksums, load_manifest
-from tt_tf.publish import publish
-from tt_tf.stores import StoreError
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.bundle.format import file_checksums, load_manifest
+from tt_tf.bundle.publish import publish
+from tt_tf.stores import StoreError
 
 
 def copy_bundle(run_dir, target):

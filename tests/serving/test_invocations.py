@@ -7,9 +7,8 @@ import pytest
 
 from serving.ranking import rank_offers
 from serving.run import LoadedRun
-from tt_tf.export import read_embeddings
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.bundle.format import read_embeddings
 
 
 def reference_ranking(run_dir, customer, offers=None):
@@ -205,7 +204,7 @@ def test_a_network_store_is_asked_for_vector_and_whitelist_at_once(published):
 def test_live_vector_equals_exported_user_vector(published, tiny_tables):
     """A known customer's looked-up features through the live tower give the exported vector."""
     store, record, run_dir, _ = published
-    from tt_tf.data import query_frame
+    from tt_tf.data.tables import query_frame
     train, valid, _, users, _ = tiny_tables
     frame = query_frame([11], users, pd.concat([train, valid]))
     features = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[0].to_dict().items()}

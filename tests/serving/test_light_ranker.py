@@ -5,7 +5,7 @@ import pytest
 from tests.helpers import export_aligned_bundle
 from tests.serving.serving_helpers import make_client
 from tt_tf._keras import tf
-from tt_tf.publish import publish
+from tt_tf.bundle.publish import publish
 from tt_tf.stores import LocalStore
 
 

@@ -125,7 +125,7 @@ BLOCKED = textwrap.dedent("""
 
 
 def test_scorer_needs_neither_tf_keras_nor_tfrs(tiny_bundle, tmp_path):
-    from tt_tf.publish import publish
+    from tt_tf.bundle.publish import publish
     from tt_tf.stores import LocalStore
     run_dir = tiny_bundle[0]
     publish(run_dir, LocalStore(tmp_path / "store"))

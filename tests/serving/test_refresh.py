@@ -3,9 +3,8 @@ import gc
 import shutil
 import weakref
 
-from tt_tf.publish import publish
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.bundle.publish import publish
 
 HEADERS = {"X-API-Key": "secret"}
 

@@ -6,9 +6,8 @@ import pytest
 
 from serving.metrics import Metrics
 from serving.request_log import RequestLogger
-from tt_tf.stores import StoreError
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.stores import StoreError
 
 
 class FlakyWriter:
@@ -150,6 +149,7 @@ def test_rows_are_prepared_in_the_writer_and_a_failing_prepare_loses_nothing(tmp
 
 def test_new_uuid_is_a_random_rfc4122_version_4_uuid():
     import uuid
+
     from serving.request_log import new_uuid
     made = [new_uuid() for _ in range(10_000)]
     assert len(set(made)) == len(made)

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from tt_tf.cli import main
-from tt_tf.flatten import FLAT_COLUMNS, flatten_logs
+from tt_tf.stores.flatten import FLAT_COLUMNS, flatten_logs
 
 
 def test_response_and_flatten_mark_accepted_offers(client, published, tmp_path, capsys):

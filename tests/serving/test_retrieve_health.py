@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from tt_tf.export import read_embeddings
-
 from tests.serving.serving_helpers import make_client
+from tt_tf.bundle.format import read_embeddings
 
 
 def numpy_top(run_dir, customer, k, exclude=()):
@@ -79,6 +78,7 @@ def test_serving_runs_one_blas_thread_per_request_and_restores_it(published):
     """Concurrent requests each run a matrix-vector product: multi-threaded BLAS under 8
     request threads oversubscribed 2 cores (BENCHMARKS.md, 10,000 offers)."""
     from threadpoolctl import threadpool_info
+
     from tests.serving.serving_helpers import make_client
 
     def numpy_blas_threads():  # the library numpy's matrix-vector products run on

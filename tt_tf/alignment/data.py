@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import tf
-from tt_tf.data import Columns, DataError, feature_dict, join_features, require_columns
-from tt_tf.schema import Schema
+from tt_tf.data.schema import Schema
+from tt_tf.data.tables import Columns, DataError, feature_dict, join_features, require_columns
 
 
 def impression_dataset(impressions: pd.DataFrame, users, items, schema: Schema, extra_columns=(),

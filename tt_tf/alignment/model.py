@@ -6,7 +6,7 @@ from tt_tf.alignment.debias import ValueDebiaser
 from tt_tf.alignment.light_ranker import LightRanker
 from tt_tf.alignment.reward import reward_alignment_loss
 from tt_tf.alignment.values import user_value
-from tt_tf.model import TwoTowerModel
+from tt_tf.models.two_tower import TwoTowerModel
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tt_tf.data import DataError
+from tt_tf.data.tables import DataError
 
 SPLITS = ("loo", "random80")
 _GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",

@@ -1,25 +1,8 @@
-"""The export bundle: two SavedModels that take raw features, embedding tables, schema,
-config, a manifest with checksums, and a run record.
-
-Layout of a run directory::
-
-    query_tower/            SavedModel, serving_default: raw query columns -> {"embedding"}
-    candidate_tower/        SavedModel, serving_default: raw item columns  -> {"embedding"}
-    light_ranker/           (models with a LightRanker) SavedModel, serving_default:
-                            query_embedding [B, D], candidate_embeddings [B, N, D]
-                            -> {"task_logits" [B, N, T], "value" [B, N]}
-    item_embeddings.parquet  item id, embedding (list<float32>)
-    user_embeddings.parquet  user id, embedding
-    schema.json  config.json  run_record.json
-    manifest.json           run_id, dims, specs, versions, metrics, sha256 of every other file
-
-The SavedModels are plain ``tf.Module`` exports: ``tf.saved_model.load`` is all a scorer
-needs (no tt_tf, tf_keras or TFRS import).
-"""
+"""Writing a run bundle (layout and reading: ``tt_tf.bundle.format``): the two towers as
+raw-feature SavedModels, embedding tables, schema, config, run record and manifest."""
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 import shutil
@@ -32,16 +15,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 import tensorflow as tf
 
-OUTPUT_NAME = "embedding"
-QUERY_TOWER = "query_tower"
-CANDIDATE_TOWER = "candidate_tower"
-LIGHT_RANKER = "light_ranker"
-ITEM_TABLE = "item_embeddings.parquet"
-USER_TABLE = "user_embeddings.parquet"
-MANIFEST = "manifest.json"
+from tt_tf.bundle.format import (
+    CANDIDATE_TOWER,
+    ITEM_TABLE,
+    LIGHT_RANKER,
+    MANIFEST,
+    OUTPUT_NAME,
+    QUERY_TOWER,
+    USER_TABLE,
+    encode_with_signature,
+    file_checksums,
+)
+
 _PACKAGES = ("tt_tf", "tensorflow", "tf_keras", "tensorflow-recommenders", "numpy", "pandas", "pyarrow")
 
 
@@ -62,74 +49,6 @@ def save_tower(encoder, path) -> dict:
     return {name: spec.dtype.name for name, spec in signature.items()}
 
 
-def saved_tower_inputs(signature) -> dict:
-    """``{column: tf.DType}`` of a loaded ``serving_default`` signature."""
-    return {name: spec.dtype for name, spec in signature.structured_input_signature[1].items()}
-
-
-def frame_to_signature_inputs(frame: pd.DataFrame, inputs: dict) -> dict:
-    """Raw columns of ``frame`` as the tensors a loaded tower signature takes."""
-    missing = [name for name in inputs if name not in frame.columns]
-    if missing:
-        raise ValueError(f"input is missing column(s) {missing} that the exported tower takes")
-    out = {}
-    for name, dtype in inputs.items():
-        values = frame[name]
-        if dtype == tf.string:
-            text = values.astype(object).where(values.notna(), "")
-            text = text.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
-            out[name] = tf.constant(text.to_numpy().astype(bytes))
-        elif dtype.is_integer:
-            out[name] = tf.constant(pd.to_numeric(values, errors="coerce").fillna(-1).round().astype("int64"))
-        else:
-            out[name] = tf.constant(pd.to_numeric(values, errors="coerce").to_numpy(np.float32))
-    return out
-
-
-def _as_text(value) -> bytes:
-    if value is None or (isinstance(value, float) and value != value):
-        return b""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)).encode()
-    return str(value).encode()
-
-
-def _as_number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def rows_to_signature_inputs(rows: list, inputs: dict) -> dict:
-    """Feature dicts as the ``[len(rows)]`` tensors a loaded tower signature takes (the
-    scorer's per-request path: no DataFrame). Missing or unparsable values become the same
-    defaults the batch path uses ('' for text, -1 for integer codes, NaN for numbers)."""
-    out = {}
-    for name, dtype in inputs.items():
-        values = [row.get(name) for row in rows]
-        if dtype == tf.string:
-            out[name] = tf.constant([_as_text(v) for v in values], tf.string)
-        elif dtype.is_integer:
-            numbers = [_as_number(v) for v in values]
-            out[name] = tf.constant([int(round(n)) if n == n and abs(n) < 2 ** 62 else -1 for n in numbers], tf.int64)
-        else:
-            out[name] = tf.constant([_as_number(v) for v in values], tf.float32)
-    return out
-
-
-def encode_with_signature(signature, frame: pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
-    """Vectors for every row of ``frame`` from a loaded tower's ``serving_default``."""
-    inputs = saved_tower_inputs(signature)
-    parts = []
-    for start in range(0, len(frame), batch_size):
-        batch = frame_to_signature_inputs(frame.iloc[start:start + batch_size], inputs)
-        parts.append(signature(**batch)[OUTPUT_NAME].numpy())
-    if not parts:
-        raise ValueError("nothing to encode: the table has no rows")
-    return np.concatenate(parts).astype(np.float32)
-
-
 def check_finite(vectors: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
@@ -146,29 +65,6 @@ def write_embeddings(path, ids, vectors: np.ndarray, id_name: str) -> None:
         OUTPUT_NAME: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
     })
     pq.write_table(table, str(path))
-
-
-def read_embeddings(path, id_name: str):
-    """``(ids, vectors)`` from an embedding table written by ``write_embeddings``."""
-    table = pq.read_table(str(path))
-    ids = table.column(id_name).to_pylist()
-    vectors = np.asarray(table.column(OUTPUT_NAME).combine_chunks().flatten(), dtype=np.float32)
-    dim = getattr(table.schema.field(OUTPUT_NAME).type, "list_size", None) or (len(vectors) // max(len(ids), 1))
-    return ids, vectors.reshape(len(ids), dim)
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_checksums(root) -> dict:
-    root = Path(root)
-    return {str(p.relative_to(root)): sha256_of(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST}
 
 
 def package_versions() -> dict:
@@ -270,16 +166,3 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
         raise
 
 
-def load_manifest(run_dir) -> dict:
-    path = Path(run_dir) / MANIFEST
-    if not path.exists():
-        raise ValueError(f"{run_dir} is not a tt_tf run directory (no {MANIFEST}); pass the --out of `tt-tf train`")
-    return json.loads(path.read_text())
-
-
-def verify_bundle(run_dir) -> list:
-    """Files whose sha256 differs from the manifest (empty when the bundle is intact)."""
-    manifest = load_manifest(run_dir)
-    actual = file_checksums(run_dir)
-    return sorted(name for name in set(manifest["files"]) | set(actual)
-                  if manifest["files"].get(name) != actual.get(name))

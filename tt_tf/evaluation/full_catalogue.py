@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras
-from tt_tf.data import Columns
-from tt_tf.topk import top_k_per_row
+from tt_tf.data.tables import Columns
+from tt_tf.evaluation.topk import top_k_by_dot
 
 DEFAULT_KS = (10, 50, 100)
 
@@ -95,7 +95,7 @@ class FullCatalogueEvaluator:
 
     def known_rows(self, user_ids, known: pd.DataFrame, columns: Columns = Columns()) -> list:
         """Per user id (in order), the catalogue positions of its ``known`` items: the
-        exclusions of masked mode, as ``top_k_lists`` takes them."""
+        exclusions of masked mode, as ``topk.top_k_by_dot`` takes them."""
         user_index = pd.Index(pd.Series(list(user_ids)).astype(str))
         by_user = self._known_by_user(known, user_index, columns)
         return [by_user.get(position, np.zeros(0, np.int64)) for position in range(len(user_index))]
@@ -191,29 +191,13 @@ def _popularity_ranker(train, item_ids, heldout, columns, ks=DEFAULT_KS):
     return FullCatalogueEvaluator(item_ids, scores, ks), user_ids, np.ones((len(user_ids), 1), np.float32)
 
 
-def top_k_lists(user_vectors, item_vectors, k: int = 10, known_rows=None) -> np.ndarray:
-    """``[users, k]`` item positions of each user's top-k by inner product (best first);
-    ``known_rows``: per user, item positions to leave out (masked mode)."""
-    user_vectors = np.asarray(user_vectors, np.float32)
-    item_vectors = np.asarray(item_vectors, np.float32)
-    k = min(int(k), len(item_vectors))
-    lists = []
-    for start in range(0, len(user_vectors), 1024):
-        scores = user_vectors[start:start + 1024] @ item_vectors.T
-        if known_rows is not None:
-            for offset, known in enumerate(known_rows[start:start + 1024]):
-                scores[offset, known] = -np.inf
-        lists.append(top_k_per_row(scores, k))
-    return np.concatenate(lists) if lists else np.zeros([0, k], np.int64)
-
-
 def top_k_diversity(user_vectors, item_vectors, item_popularity, k: int = 10, known_rows=None,
                     head_share: float = 0.2) -> dict:
     """How much of the catalogue the top-k lists reach (``known_rows``: masked mode, as in
-    ``top_k_lists``); see ``list_diversity``."""
+    ``topk.top_k_by_dot``); see ``list_diversity``."""
     if len(item_popularity) != len(item_vectors):
         raise ValueError("item_popularity must have one value per item vector")
-    return list_diversity(top_k_lists(user_vectors, item_vectors, k, known_rows), item_popularity, k, head_share)
+    return list_diversity(top_k_by_dot(user_vectors, item_vectors, k, known_rows)[0], item_popularity, k, head_share)
 
 
 def list_diversity(lists: np.ndarray, item_popularity, k: int = 10, head_share: float = 0.2) -> dict:

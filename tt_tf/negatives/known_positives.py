@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.input_block import as_tokens, split_list
+from tt_tf.layers.tokens import as_tokens, split_list
 
 _HASH_BUCKETS = 2 ** 62  # ids are compared by 62-bit fingerprints: no vocabulary, no practical collisions
 

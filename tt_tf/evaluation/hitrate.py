@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from tt_tf.topk import top_k_per_row
+from tt_tf.evaluation.topk import top_k_by_dot
 
 
 @dataclasses.dataclass
@@ -42,18 +42,6 @@ def _ground_truth_sets(ground_truth: pd.DataFrame, user_id: str, item_id: str) -
             values = [items]
         sets.setdefault(user, set()).update(str(v).strip() for v in values)
     return sets
-
-
-def top_k_by_dot(queries: np.ndarray, items: np.ndarray, k: int, batch: int = 1024) -> tuple:
-    """``(rows [n, k], scores [n, k])``: each query's k highest dot products with ``items``,
-    best first, scored ``batch`` queries at a time (memory: one block's scores)."""
-    rows, scores = [], []
-    for start in range(0, len(queries), batch):
-        block = queries[start:start + batch] @ items.T
-        top = top_k_per_row(block, k)
-        rows.append(top)
-        scores.append(np.take_along_axis(block, top, axis=1))
-    return np.concatenate(rows), np.concatenate(scores)
 
 
 def hit_rate(item_ids, item_vectors, user_ids, user_vectors, ground_truth: pd.DataFrame, k: int = 200,

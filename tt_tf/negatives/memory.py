@@ -3,7 +3,7 @@ extra negatives, at the cost of one matrix product instead of running the tower 
 from __future__ import annotations
 
 from tt_tf._keras import keras, tf
-from tt_tf.samplers import NegativeSampler, Negatives, no_negatives
+from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
@@ -20,7 +20,7 @@ class CrossBatchMemory(NegativeSampler):
     updates them in place. Evaluation does not use them.
 
     Memory entries are recent positives, i.e. draws of the data distribution p: with V
-    valid entries item y is expected ``V * p(y)`` times (see ``tt_tf.samplers``).
+    valid entries item y is expected ``V * p(y)`` times (see ``tt_tf.negatives.base``).
 
     Args:
         memory_size: number of vectors kept (M), > 0.

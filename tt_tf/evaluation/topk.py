@@ -115,3 +115,28 @@ def top_k_per_row(scores: np.ndarray, k: int) -> np.ndarray:
         for row in np.flatnonzero(np.count_nonzero(clean >= kth, axis=1) > k):  # as in _k_best
             top[row] = _k_best(clean[row], k)
     return top
+
+
+def top_k_by_dot(queries: np.ndarray, items: np.ndarray, k: int, excluded=None, block_rows: int = 1024) -> tuple:
+    """``(rows [n, k], scores [n, k])``: each query's ``k`` highest inner products with
+    ``items`` (best first, ties by lower position), scored ``block_rows`` queries at a time, so
+    memory holds one block's scores. ``excluded``: per query, item positions left out (masked
+    evaluation); ``k`` is clipped to the number of items.
+
+    Example:
+        >>> rows, scores = top_k_by_dot(np.array([[1.0, 0.0]]), np.array([[0.5, 0], [2.0, 0], [1.0, 0]]), 2)
+        >>> rows.tolist(), scores.tolist()
+        ([[1, 2]], [[2.0, 1.0]])
+    """
+    queries, items = np.asarray(queries), np.asarray(items)
+    k = min(int(k), len(items))
+    rows, scores = [np.zeros((0, k), np.int64)], [np.zeros((0, k), np.result_type(queries, items))]
+    for start in range(0, len(queries), block_rows):
+        block = queries[start:start + block_rows] @ items.T
+        if excluded is not None:
+            for offset, positions in enumerate(excluded[start:start + block_rows]):
+                block[offset, positions] = -np.inf
+        top = top_k_per_row(block, k)
+        rows.append(top)
+        scores.append(np.take_along_axis(block, top, axis=1))
+    return np.concatenate(rows), np.concatenate(scores)

@@ -15,11 +15,11 @@ from tt_tf.alignment.data import impression_dataset
 from tt_tf.alignment.light_ranker import rerank
 from tt_tf.alignment.model import AlignedTwoTowerModel
 from tt_tf.alignment.reward import SavedModelRanker
-from tt_tf.config import TrainConfig
-from tt_tf.data import HISTORY_COLUMN, build_schema
-from tt_tf.evaluation import FullCatalogueEvaluator
-from tt_tf.synthetic_alignment import TASKS, export_known_ranker, make_alignment_data, session_histories
-from tt_tf.train import build_model, set_seed
+from tt_tf.alignment.synthetic import TASKS, export_known_ranker, make_alignment_data, session_histories
+from tt_tf.data.tables import HISTORY_COLUMN, build_schema
+from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
+from tt_tf.training.config import TrainConfig
+from tt_tf.training.train import build_model, set_seed
 
 TASK_WEIGHTS = [1.0, 2.0, 4.0]
 SOFT_LABELS = [f"ranker_{t}" for t in TASKS]

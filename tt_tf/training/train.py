@@ -9,21 +9,29 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.config import TrainConfig
-from tt_tf.catalogue_sampler import CatalogueSampler
-from tt_tf.distribute import make_strategy
-from tt_tf.data import (HISTORY_COLUMN, Columns, build_schema, feature_dict, harmonise_ids, query_frame,
-                        require_columns, training_dataset)
-from tt_tf.encoder import Encoder
-from tt_tf.evaluation import RetrievalEvaluationCallback
-from tt_tf.false_negatives import KnownPositiveIndex
-from tt_tf.frequency import StaticItemFrequency, StreamingItemFrequency
+from tt_tf.data.schema import Schema, Tags
+from tt_tf.data.tables import (
+    HISTORY_COLUMN,
+    Columns,
+    build_schema,
+    feature_dict,
+    harmonise_ids,
+    query_frame,
+    require_columns,
+    training_dataset,
+)
+from tt_tf.evaluation.full_catalogue import RetrievalEvaluationCallback
 from tt_tf.layers import HistoryEncoder, InputBlock, L2Norm, MLPBlock
-from tt_tf.memory_bank import CrossBatchMemory
-from tt_tf.model import TwoTowerModel
-from tt_tf.optimizers import LazyAdam
-from tt_tf.samplers import resolve_samplers
-from tt_tf.schema import Schema, Tags
+from tt_tf.models.encoder import Encoder
+from tt_tf.models.two_tower import TwoTowerModel
+from tt_tf.negatives.base import resolve_samplers
+from tt_tf.negatives.catalogue import CatalogueSampler
+from tt_tf.negatives.frequency import StaticItemFrequency, StreamingItemFrequency
+from tt_tf.negatives.known_positives import KnownPositiveIndex
+from tt_tf.negatives.memory import CrossBatchMemory
+from tt_tf.training.config import TrainConfig
+from tt_tf.training.distribute import make_strategy
+from tt_tf.training.optimizers import LazyAdam
 
 
 @dataclasses.dataclass

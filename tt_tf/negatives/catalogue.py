@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.input_block import as_tokens
-from tt_tf.samplers import NegativeSampler, Negatives, no_negatives
+from tt_tf.layers.tokens import as_tokens
+from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
 DISTRIBUTIONS = ("uniform", "weighted", "log_uniform")
 
@@ -44,11 +44,11 @@ class CatalogueSampler(NegativeSampler):
     Draws are with replacement from ``w(y) / sum of w over allowed items``, where the
     batch's positives are not allowed (they are columns already, as in-batch positives or
     the rows' own). Item y is thus expected ``N * w(y) / W_allowed`` times among the
-    columns (see ``tt_tf.samplers`` for how this joins the other samplers' terms).
+    columns (see ``tt_tf.negatives.base`` for how this joins the other samplers' terms).
 
     Args:
         item_features: raw candidate-tower features of every catalogue item, a mapping of
-            column -> array (``tt_tf.data.feature_dict(items, schema)``), including the id.
+            column -> array (``tt_tf.data.tables.feature_dict(items, schema)``), including the id.
         id_feature: the id column in ``item_features``.
         num_negatives: draws per training batch (> 0).
         num_eval_negatives: draws per evaluation batch (0: evaluation ranks the batch only).

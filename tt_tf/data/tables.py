@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import tensorflow as tf
-from tt_tf.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema, vocabulary_of
+
+from tt_tf.data.raw_values import raw_array
+from tt_tf.data.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema, vocabulary_of
 
 HISTORY_COLUMN = "history_item_ids"
 HISTORY_SEPARATOR = "|"
@@ -149,23 +150,16 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
 
 
 def feature_dict(frame: pd.DataFrame, schema: Schema) -> dict:
-    """Raw feature arrays in the dtypes the towers take; missing values stay recognisable
-    (NaN for continuous, '' for text, -1 for integer codes) and land in OOV/fill values."""
+    """Raw feature arrays in the dtypes the towers take (``tt_tf.data.raw_values``): missing
+    values stay recognisable (NaN for continuous, '' for text, -1 for integer codes) and land
+    in OOV/fill values."""
     out = {}
     for column in schema:
         if not column.is_feature:
             continue
         if column.name not in frame.columns:
             raise DataError(f"input is missing feature column {column.name!r}")
-        values = frame[column.name]
-        if column.dtype == "float32":
-            out[column.name] = pd.to_numeric(values, errors="coerce").to_numpy(np.float32)
-        elif column.dtype == "int64":
-            numeric = pd.to_numeric(values, errors="coerce")
-            out[column.name] = numeric.fillna(-1).round().astype("int64").to_numpy()
-        else:
-            out[column.name] = np.asarray(categorical_tokens(values).reindex(values.index).fillna(""),
-                                          dtype=object).astype(bytes)
+        out[column.name] = raw_array(frame[column.name], column.dtype)
     return out
 
 
@@ -252,3 +246,9 @@ def query_frame(user_ids, users: pd.DataFrame | None, history: pd.DataFrame | No
     else:
         frame[HISTORY_COLUMN] = ""
     return frame
+
+
+def concat_tables(frames) -> pd.DataFrame | None:
+    """The non-None tables one after the other (None when there is none)."""
+    frames = [f for f in frames if f is not None]
+    return pd.concat(frames, ignore_index=True) if frames else None

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
+from tt_tf.data.schema import Schema
 from tt_tf.layers.input_block import InputBlock
-from tt_tf.schema import Schema
 
 _TF_DTYPES = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
 
@@ -69,7 +69,7 @@ class Encoder(keras.Model):
         """Vectors for every row of ``data`` (a DataFrame of raw columns, or a ``tf.data`` dataset
         of feature dicts), in order, as a float32 numpy array."""
         if isinstance(data, pd.DataFrame):
-            from tt_tf.data import feature_dict
+            from tt_tf.data.tables import feature_dict
             data = tf.data.Dataset.from_tensor_slices(feature_dict(data, self.schema)).batch(batch_size)
         if not isinstance(data, tf.data.Dataset):
             raise ValueError(f"data must be a pandas DataFrame or a tf.data.Dataset, got {type(data).__name__}")

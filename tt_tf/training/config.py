@@ -154,7 +154,7 @@ def reference_markdown() -> str:
     import re
 
     lines = ["# Configuration reference", "",
-             "Generated from `tt_tf/config.py` by `python -m tt_tf.config > docs/configuration.md`; every key is",
+             "Generated from `tt_tf/training/config.py` by `python -m tt_tf.training.config > docs/configuration.md`; every key is",
              "accepted by `tt-tf train --config FILE` (YAML or JSON).", ""]
     defaults = TrainConfig()
     heading: list = []

@@ -17,6 +17,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from tt_tf.data.raw_values import text_token
+
 
 class Tags(str, Enum):
     """Column tags, as in Merlin's ``Tags``."""
@@ -201,12 +203,10 @@ def raw_dtype(series: pd.Series) -> str:
 
 
 def categorical_tokens(series: pd.Series) -> pd.Series:
-    """Values as the strings lookup layers see (ints without a decimal point)."""
-    if pd.api.types.is_float_dtype(series):
-        series = series.dropna()
-        if (series == series.round()).all():
-            series = series.astype("int64")
-    return series.dropna().astype(str)
+    """The non-missing values as the strings lookup layers see (``raw_values.text_token``:
+    ints without a decimal point), indexed like ``series``."""
+    series = series.dropna()
+    return pd.Series([text_token(v) for v in series.tolist()], index=series.index, dtype=object)
 
 
 def vocabulary_of(tokens: pd.Series, min_frequency: int = 1, max_size: int | None = None) -> list:

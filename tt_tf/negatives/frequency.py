@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.input_block import as_tokens
+from tt_tf.layers.tokens import as_tokens
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")

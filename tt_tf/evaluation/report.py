@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tt_tf.data import Columns
-from tt_tf.evaluation import FullCatalogueEvaluator, list_diversity, popularity_ranks, top_k_lists
+from tt_tf.data.tables import Columns
+from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, list_diversity, popularity_ranks
+from tt_tf.evaluation.topk import top_k_by_dot
 
 MAX_K = 100
 
@@ -44,7 +45,7 @@ def report_data(user_ids, user_vectors, item_ids, item_vectors, history: pd.Data
     user_position = pd.Index(pd.Series(user_ids).astype(str)).get_indexer(test_users)
     test_users, user_position = test_users[user_position >= 0], user_position[user_position >= 0]
     vectors = np.asarray(user_vectors)[user_position]
-    lists = top_k_lists(vectors, item_vectors, k, evaluator.known_rows(test_users, history, columns))
+    lists, _ = top_k_by_dot(vectors, item_vectors, k, evaluator.known_rows(test_users, history, columns))
     popular_ranks = popularity_ranks(history, item_ids, test, known=history, columns=columns)
     activity = history.groupby(history[columns.user_id].astype(str)).size()
     test_activity = test[columns.user_id].astype(str).map(activity).fillna(0).to_numpy()

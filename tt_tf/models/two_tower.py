@@ -1,4 +1,4 @@
-"""TwoTowerModel: contrastive retrieval on ``tfrs.models.Model`` (loss in ``tt_tf.contrastive``)."""
+"""TwoTowerModel: contrastive retrieval on ``tfrs.models.Model`` (loss in ``tt_tf.models.contrastive``)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -6,13 +6,13 @@ from typing import NamedTuple
 import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
-from tt_tf.contrastive import contrastive_rows, excluded_columns
-from tt_tf.encoder import Encoder
-from tt_tf.false_negatives import KnownPositiveIndex, known_positive_mask
-from tt_tf.layers.input_block import as_tokens
-from tt_tf.memory_bank import CrossBatchMemory
-from tt_tf.samplers import InBatchSampler, Negatives, resolve_samplers
-from tt_tf.schema import Tags
+from tt_tf.data.schema import Tags
+from tt_tf.layers.tokens import as_tokens
+from tt_tf.models.contrastive import contrastive_rows, excluded_columns
+from tt_tf.models.encoder import Encoder
+from tt_tf.negatives.base import InBatchSampler, Negatives, resolve_samplers
+from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
+from tt_tf.negatives.memory import CrossBatchMemory
 
 
 class LogitsInputs(NamedTuple):
@@ -90,7 +90,7 @@ class TwoTowerModel(tfrs.models.Model):
 
     ``E[count(y)]`` is how often item y is expected among the candidate columns, summed over
     the samplers (``B p(y)`` for in-batch alone, i.e. ``log q`` up to a constant; the
-    mixture is derived in ``tt_tf.samplers``). The temperature divides the similarity first
+    mixture is derived in ``tt_tf.negatives.base``). The temperature divides the similarity first
     and the correction is subtracted after it: the sampled softmax is then an unbiased
     estimate of the full softmax over ``exp(q.c / T)``. (TFRS applies it in this order;
     Merlin's ContrastiveOutput the other.) With ``num_hard_negatives`` only the k
@@ -322,7 +322,7 @@ class TwoTowerModel(tfrs.models.Model):
         """Sum of the rows' cross-entropies divided by the global batch: under tf.distribute
         each replica contributes its share of the global mean (Keras refuses
         SUM_OVER_BATCH_SIZE inside a strategy outside compile()); on one device, the mean.
-        Computed by ``tt_tf.contrastive`` rather than ``tfrs.tasks.Retrieval``: the same loss
+        Computed by ``tt_tf.models.contrastive`` rather than ``tfrs.tasks.Retrieval``: the same loss
         in fewer passes over the scores (measured in BENCHMARKS.md, cost curves)."""
         replicas = _multi_replica_context()
         rows = tf.shape(query)[0]

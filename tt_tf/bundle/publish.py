@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tt_tf.export import ITEM_TABLE, USER_TABLE, load_manifest, read_embeddings, verify_bundle
+from tt_tf.bundle.format import ITEM_TABLE, USER_TABLE, load_manifest, read_embeddings, verify_bundle
 from tt_tf.stores.base import OFFER_ATTRIBUTES, Store
 
 
