@@ -7,6 +7,7 @@ bundle's manifest checksums match.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from tt_tf.bundle.format import (
     verify_bundle,
 )
 from tt_tf.stores.base import Store, StoreError
+
+logger = logging.getLogger(__name__)
 
 
 class RunLoadError(RuntimeError):
@@ -130,15 +133,41 @@ class LightRankerScorer:
         return values, probabilities
 
 
+def resolve_similarity(record: dict, setting: str | None, override: bool = False) -> tuple:
+    """``(similarity to score with, warning or None)`` for a run and the scorer's setting.
+
+    The run record (from the bundle's manifest) says what the towers were trained for
+    (``similarity``) and whether they end in an L2 normalisation (``normalized``). On unit
+    vectors cosine equals dot, so either setting serves a normalised run; unset, it is the
+    contract's default, cosine. An unnormalised run is served as it was trained: a setting that
+    differs would rank by something the model never learnt, so it is refused unless
+    ``override`` is set, and then the returned warning says so.
+    """
+    trained = record.get("similarity", "dot")
+    normalized = bool(record.get("normalized", False))
+    if setting is None:
+        return ("cosine" if normalized else trained), None
+    if setting == trained or normalized:
+        return setting, None
+    message = (f"similarity setting {setting!r} contradicts run {record.get('run_id')!r}, which was trained for "
+               f"{trained!r} without L2-normalised towers (manifest normalized=false)")
+    if not override:
+        raise RunLoadError(f"{message}; unset the similarity setting (or set it to {trained!r}) to serve the run as "
+                           f"trained, or set similarity_override=true to serve {setting!r} anyway")
+    return setting, message + "; served anyway (similarity_override=true)"
+
+
 class LoadedRun:
     """Everything one run needs to answer requests, built once and swapped in atomically."""
 
-    def __init__(self, store: Store, record: dict, similarity: str = "cosine", model_roots=(),
-                 live_user_tower: bool = True, offers: pd.DataFrame | None = None):
+    def __init__(self, store: Store, record: dict, similarity: str | None = None, model_roots=(),
+                 live_user_tower: bool = True, offers: pd.DataFrame | None = None, similarity_override: bool = False):
         self.store = store
         self.record = record
         self.run_id = record["run_id"]
-        self.similarity = similarity
+        self.similarity, self.similarity_warning = resolve_similarity(record, similarity, similarity_override)
+        if self.similarity_warning:
+            logger.warning(self.similarity_warning)
         try:
             table = store.item_table(self.run_id)
         except StoreError as error:
@@ -149,7 +178,7 @@ class LoadedRun:
         if not np.isfinite(vectors).all():
             raise RunLoadError(f"run {self.run_id} has non-finite item vectors")
         self.item_ids = [str(o) for o in table.offers]
-        self.item_matrix = unit_rows(vectors) if similarity == "cosine" else vectors
+        self.item_matrix = unit_rows(vectors) if self.similarity == "cosine" else vectors
         self.dim = self.item_matrix.shape[1]
         if record.get("embedding_dim") not in (None, self.dim):
             raise RunLoadError(f"run {self.run_id}: item vectors have dim {self.dim}, its record says "

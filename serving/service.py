@@ -82,7 +82,7 @@ class Service:
             if record["run_id"] == old and not force:
                 return {"changed": False, "run_id": old, "previous_run_id": old}
             run = LoadedRun(self.store, record, self.settings.similarity, self.settings.model_roots,
-                            self.settings.live_user_tower, self.offers)
+                            self.settings.live_user_tower, self.offers, self.settings.similarity_override)
             if self.settings.model_type == "light_ranker" and run.light_ranker is None:
                 raise RunLoadError(f"model type light_ranker needs a bundle with a light ranker; run "
                                    f"{record['run_id']} has none (or its bundle is not under model_roots)")

@@ -7,7 +7,8 @@ keys; they map onto the same settings:
     plugin.prescore=PrePredictTwoTower            accepted
     plugin.postscore=PostScoreTwoTower            accepted
     predictor.twotower.user.embed=<model>:<url>   turns the live query tower on
-    predictor.twotower.similarity=cosine|dot      scoring
+    predictor.twotower.similarity=cosine|dot      scoring (unset: the run's, see serving.run.resolve_similarity)
+    predictor.twotower.similarity.override=true   serve a similarity that contradicts the run (logged)
 Environment variables win over the properties file.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ _PROPERTY_KEYS = {
     "plugin.postscore": "postscore",
     "predictor.twotower.user.embed": "user_embed",
     "predictor.twotower.similarity": "similarity",
+    "predictor.twotower.similarity.override": "similarity_override",
     "predictor.explore.epsilon": "explore_epsilon",
     "predictor.sort.value": "value_sort",
 }
@@ -42,7 +44,8 @@ class Settings:
     postscore: str = "PostScoreTwoTower"
     user_embed: str | None = None
     live_user_tower: bool = True
-    similarity: str = "cosine"
+    similarity: str | None = None             # cosine | dot; None: as the run was trained (manifest)
+    similarity_override: bool = False         # serve a similarity that contradicts the run (logged)
     default_features: dict = dataclasses.field(default_factory=dict)
     explore_epsilon: float = 0.0
     explore_seed: int | None = None
@@ -72,8 +75,8 @@ class Settings:
                              f"best ranker_num_retrieve offers with the run's light ranker), got {self.model_type!r}")
         if int(self.ranker_num_retrieve) < 1:
             raise ValueError(f"ranker_num_retrieve must be >= 1, got {self.ranker_num_retrieve!r}")
-        if self.similarity not in ("cosine", "dot"):
-            raise ValueError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
+        if self.similarity not in (None, "cosine", "dot"):
+            raise ValueError(f"similarity must be 'cosine' or 'dot' (or unset: the run's), got {self.similarity!r}")
         if not 0.0 <= float(self.explore_epsilon) <= 1.0:
             raise ValueError(f"explore_epsilon must be in [0, 1], got {self.explore_epsilon!r}")
         if self.retrieval_index not in ("exact", "hnsw"):

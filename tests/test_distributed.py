@@ -29,6 +29,7 @@ def last_json(done):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # fresh TensorFlow processes
 def test_mirrored_replicas_equal_one_device_on_the_global_batch():
     out = last_json(run_worker("equivalence"))
     assert out["replicas"] == 2
@@ -42,6 +43,7 @@ def test_mirrored_replicas_equal_one_device_on_the_global_batch():
     assert out["refused"] and "in-batch negatives" in out["refused"] and "catalogue" in out["refused"]
 
 
+@pytest.mark.slow  # fresh TensorFlow processes
 def test_cross_batch_memory_across_replicas_equals_one_device():
     out = last_json(run_worker("memory"))
     for step in out["steps"]:
@@ -104,6 +106,7 @@ def test_two_loopback_workers_and_mirrored_replicas_match_one_worker(tmp_path):
         np.testing.assert_allclose(results[name]["loss"], results["one"]["loss"], rtol=0.02)
 
 
+@pytest.mark.slow  # fresh TensorFlow processes
 def test_backup_and_restore_resumes_a_killed_run(tmp_path):
     log = tmp_path / "epochs.log"
     killed = run_worker("backup", tmp_path / "backup", log, 1)

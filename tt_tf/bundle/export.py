@@ -28,6 +28,7 @@ from tt_tf.bundle.format import (
     encode_with_signature,
     file_checksums,
 )
+from tt_tf.layers.mlp import L2Norm
 
 _PACKAGES = ("tt_tf", "tensorflow", "tf_keras", "tensorflow-recommenders", "numpy", "pandas", "pyarrow")
 
@@ -140,7 +141,9 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
             "run_id": run_id,
             "created_at": created_at,
             "embedding_dim": int(item_vectors.shape[1]),
-            "normalized": bool(getattr(model.query_tower, "post", None) is not None),
+            # both towers end in an L2 normalisation: dot and cosine rank alike (the scorer checks)
+            "normalized": all(isinstance(getattr(tower, "post", None), L2Norm)
+                              for tower in (model.query_tower, model.candidate_tower)),
             "similarity": "dot",
             "logits_temperature": model.logits_temperature,
             "logq_correction": model.logq_correction,

@@ -74,6 +74,7 @@ def publish(run_dir, store: Store, items: pd.DataFrame | None = None, attribute_
         "metrics": manifest.get("metrics", {}),
         "embedding_dim": manifest["embedding_dim"],
         "normalized": manifest["normalized"],
+        "similarity": manifest.get("similarity", "dot"),
         "row_count": {"items": len(item_ids), "users": len(user_ids)},
         "id_columns": ids,
     }
