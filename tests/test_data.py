@@ -133,3 +133,36 @@ def test_known_positive_masking_auto_follows_the_history_mode(tiny_tables):
     random_split = train_model(train, users, items, TrainConfig(**small), verbose=0)
     assert (temporal.history_mode, temporal.model.known_positives is None) == ("before", True)
     assert (random_split.history_mode, random_split.model.known_positives is not None) == ("all", True)
+
+
+def test_num_buckets_sets_the_quantile_buckets_of_continuous_columns():
+    users = pd.DataFrame({"user_id": range(1, 101), "score": np.linspace(0.0, 1.0, 100)})
+    interactions = pd.DataFrame({"user_id": range(1, 101), "item_id": [10] * 100})
+    for buckets in (4, 10):
+        schema = build_schema(interactions, users, None, use_history=False, num_buckets=buckets)
+        assert schema["score"].has(Tags.CONTINUOUS)
+        assert len(schema["score"].properties["boundaries"]) == buckets - 1
+
+
+def test_training_and_serving_read_raw_values_alike():
+    """The training pipeline (a DataFrame column) and the scorer (one request row at a time)
+    turn the same raw values into the same tensor values."""
+    from tt_tf.bundle.format import rows_to_signature_inputs, signature_inputs
+    from tt_tf.data.schema import ColumnSchema, Schema
+    raw = {"text": [3.0, None, "x", 2.5, float("nan"), 7], "code": ["7", 2.6, "x", None, 3.0, 2.5],
+           "number": ["1.5", None, "x", 4, 2.0, True]}
+    frame = pd.DataFrame(raw)
+    categorical, continuous = (Tags.CATEGORICAL.value,), (Tags.CONTINUOUS.value,)
+    schema = Schema([ColumnSchema("text", "string", categorical), ColumnSchema("code", "int64", categorical),
+                     ColumnSchema("number", "float32", continuous)])
+    trained = feature_dict(frame, schema)
+    assert trained["text"].tolist() == [b"3", b"", b"x", b"2.5", b"", b"7"]
+    assert trained["code"].tolist() == [7, 3, -1, -1, 3, 2]  # halves round to even
+    np.testing.assert_array_equal(trained["number"], np.array([1.5, np.nan, np.nan, 4.0, 2.0, 1.0], np.float32))
+    import tensorflow as tf
+    specs = {"text": tf.string, "code": tf.int64, "number": tf.float32}
+    served_rows = rows_to_signature_inputs([{k: v[i] for k, v in raw.items()} for i in range(6)], specs)
+    served_frame = signature_inputs(frame, specs)
+    for served in (served_rows, served_frame):
+        for name, values in trained.items():
+            np.testing.assert_array_equal(served[name].numpy(), values)

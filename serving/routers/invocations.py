@@ -1,12 +1,10 @@
 """``POST /invocations``: rank a campaign's offers for a customer (the contract's core call)."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from serving.deps import get_service
@@ -14,7 +12,7 @@ from serving.ranking import eligible_offers, final_result, rank_offers
 from serving.request_log import new_uuid
 from serving.schemas import ERROR_RESPONSES, Invocation
 from serving.service import Service
-from tt_tf.stores import StoreError
+from serving.user_vectors import lookups, stored_vector_lookup, user_vector
 
 router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
 
@@ -28,61 +26,6 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-async def lookup(service: Service, operation: str, call, *args):
-    """A store lookup that degrades to None (and is counted) when the store fails. A store that
-    waits on the network is called from a worker thread so that the event loop keeps serving."""
-    try:
-        return await run_in_threadpool(call, *args) if service.store.lookups_block else call(*args)
-    except StoreError:
-        service.metrics.inc("tt_tf_store_errors_total", operation=operation)
-        return None
-
-
-async def lookups(service: Service, *calls) -> list:
-    """Several ``(operation, call, *args)`` lookups: at once on worker threads for a store that
-    waits on the network (one round trip of latency instead of one per lookup), one after the
-    other inline for a local one (a task per lookup would cost more than the lookup)."""
-    if service.store.lookups_block:
-        return list(await asyncio.gather(*(lookup(service, *call) for call in calls)))
-    return [await lookup(service, *call) for call in calls]
-
-
-def stored_vector_lookup(service: Service, run, customer) -> tuple:
-    """The ``lookups`` entry of a customer's stored vector in ``run``."""
-    return ("user_vector", service.store.user_vector, run.run_id, customer)
-
-
-async def customer_features(service: Service, customer, params: dict) -> dict | None:
-    """Looked-up features with the request's params on top; params alone go on top of the
-    configured defaults; None when there is neither (the caller then uses the defaults)."""
-    found = await lookup(service, "customer_lookup", service.store.customer_features, customer)
-    if found is None and not params:
-        return None
-    base = found if found is not None else dict(service.settings.default_features)
-    return {**base, **params}
-
-
-async def user_vector(service: Service, run, customer, params: dict | None, stored,
-                      defaults: dict | None = None) -> tuple:
-    """``(vector, source)`` in the contract's order (``LoadedRun.user_vector_plan``) given the
-    ``stored`` vector already looked up. The customer's features are looked up only when the
-    live tower needs them, not for a stored vector (a store round trip less per request); without
-    a customer, ``params`` are the features. ``defaults``: the configured default features unless
-    given. The live tower's call joins the other requests of this event-loop turn in one batch."""
-    defaults = service.settings.default_features if defaults is None else defaults
-    features = None
-    if stored is None and run.query_tower is not None:
-        features = await customer_features(service, customer, params or {}) if customer is not None \
-            else (params or None)
-    vector, tower_input, source = run.user_vector_plan(stored, features, defaults)
-    if tower_input is not None:
-        vector = await run.query_tower.embed_async(tower_input)
-    return vector, source
-
-
-# async: run in the event loop itself, so a request costs no thread hand-offs and concurrent
-# live requests batch their tower calls; everything here is CPU work of well under a millisecond
-# (lookups that can block go to a thread in `lookup`)
 @router.post("/invocations", response_class=FastJSONResponse)
 async def invocations(body: Invocation, service: Service = Depends(get_service)):
     started = time.perf_counter()

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from serving.deps import get_service
-from serving.routers.invocations import lookup, stored_vector_lookup, user_vector
 from serving.run import unit_vector
 from serving.schemas import ERROR_RESPONSES, RetrieveRequest
 from serving.service import Service
+from serving.user_vectors import lookup, stored_vector_lookup, user_vector
 from tt_tf.evaluation.topk import top_k
 
 router = APIRouter(prefix="/v1", tags=["retrieval"], responses=ERROR_RESPONSES)

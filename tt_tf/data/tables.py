@@ -115,12 +115,13 @@ def history_strings(user_ids, histories: pd.Series, max_length: int | None = Non
 def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
                  columns: Columns = Columns(), use_history: bool = True, max_history_length: int | None = None,
                  overrides: dict | None = None, exclude=(), min_id_frequency: int = 1,
-                 share_history_table: bool = True) -> Schema:
+                 share_history_table: bool = True, num_buckets: int = 10) -> Schema:
     """The training schema: user columns, item columns and (optionally) the history column.
 
     Id vocabularies come from the training interactions, so ids never seen in training go to
     the OOV bucket (cold items are then represented by their features alone). The user id
     may be listed in ``exclude``; the item id may not (it keys the history and logQ).
+    ``num_buckets``: quantile buckets of each continuous feature column.
     """
     overrides = dict(overrides or {})
     parts = []
@@ -129,7 +130,8 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
         frame = table if table is not None else interactions[[id_column]].drop_duplicates()
         own = {k: v for k, v in overrides.items() if k in frame.columns}
         schema = infer_schema(frame, tags=[owner], id_column=id_column, id_tag=id_tag, overrides=own,
-                              exclude=[c for c in exclude if c in frame.columns and c != id_column])
+                              exclude=[c for c in exclude if c in frame.columns and c != id_column],
+                              num_buckets=num_buckets)
         vocab = vocabulary_of(categorical_tokens(interactions[id_column]), min_id_frequency)
         schema = schema.replace(schema[id_column].with_properties(vocabulary=vocab))
         if id_column in exclude and owner == Tags.USER:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import datetime as _dt
 
 import numpy as np
 
@@ -28,10 +27,6 @@ class ItemTable:
 
 
 OFFER_ATTRIBUTES = ("offer_name", "price", "cost", "offer_value")
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
 
 
 def check_vectors(ids, vectors, what: str) -> np.ndarray:

@@ -20,7 +20,7 @@ class TrainConfig:
     # schema inference (infer_schema)
     schema_overrides: dict = dataclasses.field(default_factory=dict)
     exclude_columns: list = dataclasses.field(default_factory=list)
-    num_buckets: int = 10
+    num_buckets: int = 10  # quantile buckets of each continuous feature column
     use_history: bool = True
     max_history_length: Optional[int] = None
     history_mode: str = "auto"
@@ -90,6 +90,7 @@ class TrainConfig:
             "epochs": self.epochs >= 1,
             "early_stopping_patience": self.early_stopping_patience >= 0,
             "id_embedding_dim": self.id_embedding_dim >= 1,
+            "num_buckets": self.num_buckets >= 1,
             "query_dimensions": bool(self.query_dimensions) and all(int(d) > 0 for d in self.query_dimensions),
             "candidate_dimensions": bool(self.candidate_dimensions)
             and all(int(d) > 0 for d in self.candidate_dimensions),
@@ -109,10 +110,6 @@ class TrainConfig:
             raise ValueError("query_dimensions and candidate_dimensions must end in the same size "
                              f"(the embedding dim), got {self.query_dimensions[-1]} and "
                              f"{self.candidate_dimensions[-1]}")
-
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.query_dimensions[-1])
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TrainConfig":

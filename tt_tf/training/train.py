@@ -245,7 +245,8 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
                                  mask_known_positives=resolve_known_positive_masking(config, history_mode))
     schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
                           max_history_length=config.max_history_length, overrides=config.schema_overrides,
-                          exclude=config.exclude_columns, share_history_table=config.share_history_table)
+                          exclude=config.exclude_columns, share_history_table=config.share_history_table,
+                          num_buckets=config.num_buckets)
     strategy = make_strategy(config.distribute, config.logical_cpus)
     with strategy.scope():
         model = build_model(schema, config, make_item_frequency(config, interactions), interactions, items)
