@@ -42,8 +42,8 @@ SMALL_CONFIG = dict(epochs=1, batch_size=64, query_dimensions=[16, 8], candidate
 
 
 def train_tiny_bundle(tiny_tables, run_dir, seed=0, **config):
-    from tt_tf.training.run import train_run
     from tt_tf.training.config import TrainConfig
+    from tt_tf.training.run import train_run
     train, valid, _, users, items = tiny_tables
     manifest, result = train_run(train, users, items, valid, TrainConfig(seed=seed, **{**SMALL_CONFIG, **config}),
                                  run_dir, verbose=0)

@@ -92,13 +92,13 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
 
 def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):
     (tmp_path / "config.yaml").write_text(
-        "epochs: 2\nbatch_size: 64\nquery_dimensions: [16, 8]\ncandidate_dimensions: [16, 8]\nid_embedding_dim: 8\n")
+        "epochs: 1\nbatch_size: 64\nquery_dimensions: [16, 8]\ncandidate_dimensions: [16, 8]\nid_embedding_dim: 8\n")
     run = tmp_path / "run"
     code, out, err = run_cli(capsys, *train_args(files, run, "--valid", files["valid"], "--config",
                                                  tmp_path / "config.yaml", "--quiet"))
     assert code == 0, err
     assert "bundle written to" in out and (run / "manifest.json").exists()
-    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["epochs"] == 1
 
     code, out, err = run_cli(capsys, "embed", run, "--users", files["users"], "--items", files["items"],
                              "--history", files["train"], files["valid"], "--out", tmp_path / "vectors.npz")

@@ -90,6 +90,7 @@ def test_exported_towers_match_in_memory_model_in_fresh_process(bundle, tiny_tab
     assert_fresh_process_matches(bundle, tiny_tables, tmp_path)
 
 
+@pytest.mark.slow  # trains a model with the attention history and starts a fresh process
 def test_exported_attention_history_tower_matches_in_fresh_process(tiny_tables, tmp_path):
     """The history encoder exports with the query tower: raw history strings in, the same
     vectors out, without tt_tf, tf_keras or TFRS."""

@@ -221,8 +221,8 @@ def test_every_sampler_option_reachable_from_config_and_recorded(tiny_tables, tm
     import json
 
     from tests.helpers import SMALL_CONFIG
-    from tt_tf.training.run import train_run
     from tt_tf.training.config import TrainConfig
+    from tt_tf.training.run import train_run
     train, valid, _, users, items = tiny_tables
     options = dict(negative_samplers=["in-batch", {"catalogue": {"num_negatives": 32, "distribution": "log_uniform"}},
                                       {"memory": {"memory_size": 128, "warmup_steps": 2}}],

@@ -39,20 +39,20 @@ def rewrite_items(bundle, vectors_fn):
     (lambda ids, v: ([], v[:0]), "empty"),
     (lambda ids, v: (ids, np.concatenate([v, v], axis=1)), "dims disagree"),
 ])
-def test_bad_embedding_tables_are_refused_at_publish(tiny_bundle, tmp_path, store, change, message):
+def test_bad_embedding_tables_are_refused_at_publish(tiny_bundle, tmp_path, scorer_store, change, message):
     bundle = copy_bundle(tiny_bundle[0], tmp_path / "bad")
     rewrite_items(bundle, change)
     with pytest.raises(ValueError, match=message):
-        publish(bundle, store)
-    assert store.latest_run() is None
+        publish(bundle, scorer_store)
+    assert scorer_store.latest_run() is None
 
 
-def test_truncated_saved_model_is_refused_at_publish(tiny_bundle, tmp_path, store):
+def test_truncated_saved_model_is_refused_at_publish(tiny_bundle, tmp_path, scorer_store):
     bundle = copy_bundle(tiny_bundle[0], tmp_path / "truncated")
     model = bundle / "query_tower" / "saved_model.pb"
     model.write_bytes(model.read_bytes()[:100])
     with pytest.raises(ValueError, match="does not match its manifest"):
-        publish(bundle, store)
+        publish(bundle, scorer_store)
 
 
 def test_dimension_mismatch_at_load_keeps_the_old_run(client, published):

@@ -275,8 +275,8 @@ def test_the_logged_row_lists_the_answered_offers_with_an_iso_time(client, publi
     assert logged_at.tzinfo is not None and abs((logged_at - before).total_seconds()) < 60
 
 
-def test_no_run_loaded_is_503_not_500(store, tmp_path):
-    with make_client(store) as client:
+def test_no_run_loaded_is_503_not_500(scorer_store, tmp_path):
+    with make_client(scorer_store) as client:
         answer = client.post("/invocations", json={"customer": "1", "numberoffers": 1})
         assert answer.status_code == 503 and "publish" in answer.json()["detail"]
         assert client.get("/health/ready").status_code == 503

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+# every check here starts fresh Python processes (TensorFlow imports, a served port): -m slow
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -67,7 +67,7 @@ def test_polling_picks_up_a_new_run(published, second_bundle):
             raise AssertionError("the poller never loaded the new run")
 
 
-def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundle):
+def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundle, fresh_saved_models):
     """After a load the cyclic collector skips the long-lived heap (``gc.freeze``: no full
     collection stalls the event loop over TensorFlow's objects), yet a refresh still frees the
     previous run's tower: its function graph lives in reference cycles, which only a collection
