@@ -16,6 +16,7 @@ from tt_tf.datasets.movielens import find_shared_data
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, top_k_diversity
 from tt_tf.training.config import TrainConfig
 from tt_tf.training.train import train_model
+from benchmarks.provenance import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["recall@10", "recall@100", "ndcg@10", "coverage@10", "long_tail_share@10", "seconds_per_epoch"]
@@ -81,7 +82,7 @@ def run_ablation(variants: dict, description: str, script: str, out_name: str, r
                                       for v in args.variants for s in args.seeds),
                       "summary": summarise(runs, metrics), "runs": runs}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(report, indent=1))
+            write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.provenance import write_results  # noqa: E402
 POPULARITY_BONUS_BETAS = (0.01, 0.02, 0.03, 0.05, 0.08)
 
 
@@ -116,7 +117,7 @@ def main():
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "ease_lambda": args.ease_lambda, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

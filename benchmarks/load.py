@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.provenance import write_results  # noqa: E402
 
 
 def _serving_benchmark():
@@ -162,7 +163,7 @@ def main():
                             "mixed_answers": sum(1 for a in answers if a[0] == 200 and not a[3]), "exit_code": code}
         print("reload:", json.dumps(report["reload"]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

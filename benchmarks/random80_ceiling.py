@@ -28,6 +28,7 @@ sys.path[:] = [str(ROOT), str(ROOT / "benchmarks")] + sys.path
 from ease_gap import ease_item_weights, row_hits  # noqa: E402
 
 from tt_tf.datasets.movielens import DataError, find_shared_data  # noqa: E402
+from benchmarks.provenance import write_results  # noqa: E402
 
 EASE_LAMBDAS = (100, 200, 300, 500, 800, 1200, 2000)
 RP3_ALPHAS, RP3_BETAS = (0.5, 0.8, 1.0, 1.2), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -134,7 +135,7 @@ def main():
               "best": {"ease": best(ease), "rp3beta": best(rp3), "item_knn": best(knn),
                        "ease_with_ratings": best(ratings), "ease_with_time": best(timed)}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

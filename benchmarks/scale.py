@@ -32,6 +32,7 @@ from tt_tf.data.schema import ColumnSchema, Schema  # noqa: E402
 from tt_tf.models.two_tower import TwoTowerModel  # noqa: E402
 from tt_tf.negatives.frequency import StaticItemFrequency  # noqa: E402
 from tt_tf.training.optimizers import LazyAdam  # noqa: E402
+from benchmarks.provenance import write_results  # noqa: E402
 
 DIM = 64
 
@@ -262,7 +263,7 @@ def main():
     if "hnsw" in args.parts:
         report["hnsw"] = hnsw_curve(hnsw_items, [16, 32, 64, 128, 256])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # run as a script, this file's folder comes first on sys.path and its name would shadow the
 # `serving` package: put the repository root there instead
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from benchmarks.provenance import write_results  # noqa: E402
 
 
 def percentile(values, q):
@@ -225,7 +226,7 @@ def main():
                   f"{served['numpy_floor_paced']['live']['p50_ms']:.3f}) | handler c1 stored {s['handler_stored_c1']['p50_ms']:.3f} live "
                   f"{s['handler_live_c1']['p50_ms']:.3f} ms", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from benchmarks.provenance import write_results  # noqa: E402
 
 
 def serving_benchmark():
@@ -96,7 +97,7 @@ def main():
             print(f"lookup {lookup_ms} ms: handler p50 stored {measured['stored']['p50_ms']:.3f} ms, "
                   f"live {measured['live']['p50_ms']:.3f} ms", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"wrote {args.out}")
 
 

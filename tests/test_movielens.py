@@ -12,6 +12,8 @@ def test_prepared_splits_load():
     assert len(loo["items"]) == 1682 and "02215" in set(loo["users"]["zip"])  # zips stay text
     random80 = load_ml100k_split("random80", SHARED_DATA / "ml-100k-splits")
     assert (len(random80["train"]), len(random80["test"])) == (80000, 20000) and "valid" not in random80
+    ties = load_ml100k_split("loo_random_ties", SHARED_DATA / "ml-100k-splits")
+    assert (len(ties["train"]), len(ties["valid"]), len(ties["test"])) == (98114, 943, 943)
     with pytest.raises(ValueError, match="split"):
         load_ml100k_split("weekly")
 

@@ -73,7 +73,7 @@ def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundl
     previous run's tower: its function graph lives in reference cycles, which only a collection
     over the unfrozen heap frees."""
     store, first, run_dir, items = published
-    with make_client(store, run_dir, admin_api_key="secret") as client:
+    with make_client(store, run_dir, admin_api_key="secret", freeze_heap=True) as client:
         assert gc.get_freeze_count() > 10_000
         previous_tower = weakref.ref(client.app.state.service.run.query_tower.signature.graph)
         second = publish(second_bundle[0], store, items)

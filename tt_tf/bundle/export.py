@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import platform
 import shutil
 import tempfile
 import uuid
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +25,9 @@ from tt_tf.bundle.format import (
     USER_TABLE,
     encode_with_signature,
     file_checksums,
+    package_versions,
 )
 from tt_tf.layers.mlp import L2Norm
-
-_PACKAGES = ("tt_tf", "tensorflow", "tf_keras", "tensorflow-recommenders", "numpy", "pandas", "pyarrow")
 
 
 def save_tower(encoder, path) -> dict:
@@ -66,16 +63,6 @@ def write_embeddings(path, ids, vectors: np.ndarray, id_name: str) -> None:
         OUTPUT_NAME: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
     })
     pq.write_table(table, str(path))
-
-
-def package_versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def save_light_ranker(model, path) -> dict | None:

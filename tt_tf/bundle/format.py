@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ ITEM_TABLE = "item_embeddings.parquet"
 USER_TABLE = "user_embeddings.parquet"
 MANIFEST = "manifest.json"
 SIMILARITIES = ("dot", "cosine")
+PACKAGES = ("tt_tf", "tensorflow", "tf_keras", "tensorflow-recommenders", "numpy", "pandas", "pyarrow")
 _KIND = {"string": "string", "int64": "int64", "int32": "int64", "float32": "float32", "float64": "float32"}
 
 
@@ -111,3 +114,15 @@ def verify_bundle(run_dir) -> list:
     actual = file_checksums(run_dir)
     return sorted(name for name in set(manifest["files"]) | set(actual)
                   if manifest["files"].get(name) != actual.get(name))
+
+
+def package_versions(extra=()) -> dict:
+    """Python's and the installed versions of the library's packages (and ``extra`` ones), as
+    a manifest records them; None for one that is not installed."""
+    versions = {"python": platform.python_version()}
+    for name in (*PACKAGES, *extra):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tt_tf.data.tables import DataError
 
-SPLITS = ("loo", "random80")
+SPLITS = ("loo", "loo_random_ties", "random80")
 _GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
            "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"]
 
