@@ -131,8 +131,13 @@ def test_merlin_alias_and_serialisation_round_trip():
     m = model(logits_temperature=0.2, item_frequency=frequency)
     restored = TwoTowerModel.from_config(m.get_config())
     assert restored.get_config() == m.get_config()
+    # the counts travel as weights, not in the config
+    assert set(m.get_config()["item_frequency"]["config"]) == {"name", "trainable", "dtype", "num_items"}
+    assert m.get_config()["item_frequency"]["config"]["num_items"] == len(FREQUENCY_IDS)
+    restored.item_frequency.set_weights(frequency.get_weights())
     np.testing.assert_allclose(loss_of(restored), loss_of(m), rtol=1e-6)
     freq2 = keras.layers.deserialize(keras.layers.serialize(frequency))
+    freq2.set_weights(frequency.get_weights())
     np.testing.assert_allclose(freq2(tf.constant(["a", "b", "zzz"])).numpy(), np.log([0.75, 0.25, 0.25]), rtol=1e-6)
     sampler = keras.layers.deserialize(keras.layers.serialize(InBatchSampler()))
     assert isinstance(sampler, InBatchSampler) and sampler.uses_batch_positives
@@ -192,7 +197,10 @@ def test_known_positive_masking_matches_numpy_and_keeps_own_positive():
     logits[0, 1] = -1e30  # b is a known positive of row 0
     got = float(m.compute_loss(features, training=False))
     np.testing.assert_allclose(got, softmax_loss_reference(logits, np.arange(3)), rtol=1e-5)
+    # the pairs travel as weights; the config holds their sizes only
+    assert m.get_config()["known_positives"]["config"]["num_pairs"] == 3
     restored = TwoTowerModel.from_config(m.get_config())
+    restored.known_positives.set_weights(index.get_weights())
     np.testing.assert_allclose(float(restored.compute_loss(features, training=False)), got, rtol=1e-6)
     with pytest.raises(ValueError, match="known_positives"):
         model(known_positives="history")

@@ -374,7 +374,7 @@ class TwoTowerModel(tfrs.models.Model):
 
     def training_summary(self) -> dict:
         """The loss's settings as plain values, for run manifests."""
-        skipped = {"name", "trainable", "dtype", "item_features", "item_weights"}
+        skipped = {"name", "trainable", "dtype", "feature_specs"}
         return {
             "logits_temperature": self.logits_temperature,
             "negative_samplers": [{"class": type(s).__name__, **{k: v for k, v in s.get_config().items()

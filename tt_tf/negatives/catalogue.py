@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import as_tokens
+from tt_tf.layers.tokens import as_tokens, find_rows, fingerprint_index
 from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
 DISTRIBUTIONS = ("uniform", "weighted", "log_uniform")
@@ -46,6 +46,11 @@ class CatalogueSampler(NegativeSampler):
     the rows' own). Item y is thus expected ``N * w(y) / W_allowed`` times among the
     columns (see ``tt_tf.negatives.base`` for how this joins the other samplers' terms).
 
+    The catalogue is data, not hyper-parameters: its features, draw weights and id index live
+    in non-trainable weights that checkpoints and ``get_weights`` carry; the config holds the
+    sampler's settings, the number of items and the columns' dtypes, and ``from_config`` builds
+    a sampler of that shape to load them into.
+
     Args:
         item_features: raw candidate-tower features of every catalogue item, a mapping of
             column -> array (``tt_tf.data.tables.feature_dict(items, schema)``), including the id.
@@ -55,20 +60,32 @@ class CatalogueSampler(NegativeSampler):
         distribution: ``uniform``, ``weighted`` (by ``item_weights``) or ``log_uniform`` (ranked
             by ``item_weights``, else by table order).
         item_weights: one value > 0 per item, e.g. training counts + 1.
+        num_items, num_ids, feature_specs: instead of ``item_features``, the shape of an empty
+            sampler (items, distinct ids, each column's dtype and inner shape) whose weights are
+            set afterwards (what ``from_config`` does).
 
     Example:
-        >>> sampler = CatalogueSampler(feature_dict(items, candidate.schema), "item_id", 512)
-        >>> model = TwoTowerModel(query, candidate, negative_samplers=["in-batch", sampler], ...)
+        >>> sampler = CatalogueSampler({"item_id": np.array([b"a", b"b", b"c"])}, "item_id", num_negatives=2)
+        >>> sampler.get_config()["num_items"], sampler.get_config()["feature_specs"]
+        (3, {'item_id': {'dtype': 'string', 'shape': []}})
     """
 
-    def __init__(self, item_features: dict, id_feature: str = "item_id", num_negatives: int = 256,
-                 num_eval_negatives: int = 0, distribution: str = "uniform", item_weights=None, **kwargs):
+    def __init__(self, item_features: dict | None = None, id_feature: str = "item_id", num_negatives: int = 256,
+                 num_eval_negatives: int = 0, distribution: str = "uniform", item_weights=None,
+                 num_items: int | None = None, num_ids: int | None = None, feature_specs: dict | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if item_features is None:
+            if num_items is None or num_ids is None or not feature_specs or id_feature not in feature_specs:
+                raise ValueError("pass item_features (column -> values, holding id_feature), or num_items, num_ids "
+                                 "and feature_specs for a sampler whose weights are loaded")
+            item_features = {name: tf.zeros([int(num_items), *spec["shape"]], spec["dtype"]).numpy()
+                             for name, spec in feature_specs.items()}
         if not isinstance(item_features, dict) or id_feature not in item_features:
             raise ValueError(f"item_features must be a mapping of column -> values holding id_feature "
                              f"{id_feature!r}")
-        self.item_features = {name: np.asarray(values) for name, values in item_features.items()}
-        lengths = {len(values) for values in self.item_features.values()}
+        item_features = {name: np.asarray(values) for name, values in item_features.items()}
+        lengths = {len(values) for values in item_features.values()}
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError("item_features columns must be non-empty and of one length")
         if int(num_negatives) < 1:
@@ -79,22 +96,32 @@ class CatalogueSampler(NegativeSampler):
         self.num_negatives = int(num_negatives)
         self.num_eval_negatives = int(num_eval_negatives)
         self.distribution = distribution
-        self.item_weights = None if item_weights is None else np.asarray(item_weights, dtype=np.float64)
-        num_items = lengths.pop()
-        log_weights = np.log(sampling_weights(num_items, distribution, self.item_weights))
-        self._log_weights = tf.constant(log_weights, tf.float32)
-        self._features = {name: tf.constant(values) for name, values in self.item_features.items()}
-        tokens = as_tokens(tf.constant(self.item_features[id_feature])).numpy().astype(str)
-        self._index = keras.layers.StringLookup(vocabulary=list(dict.fromkeys(tokens)), num_oov_indices=1)
-        # rows of the table by vocabulary index (duplicated ids map to their first row)
-        first_row = {token: row for row, token in reversed(list(enumerate(tokens)))}
-        self._row_of_index = tf.constant([0] + [first_row[t] for t in dict.fromkeys(tokens)], tf.int64)
-        self._num_items = num_items
+        self.num_items = lengths.pop()
+        weights = None if item_weights is None else np.asarray(item_weights, dtype=np.float64)
+        log_weights = np.log(sampling_weights(self.num_items, distribution, weights)) if num_items is None \
+            else np.zeros(self.num_items)
+        # tf.Variables set as attributes are the layer's (non-trainable) weights
+        self._features = {name: tf.Variable(values, trainable=False, name=f"feature_{name}")
+                          for name, values in item_features.items()}
+        self.feature_specs = {name: {"dtype": variable.dtype.name, "shape": variable.shape[1:].as_list()}
+                              for name, variable in self._features.items()}
+        self._log_weights = tf.Variable(log_weights.astype(np.float32), trainable=False, name="log_weights")
+        # the id index: each distinct id's fingerprint and the table row it first occurs at
+        prints, first = fingerprint_index(tf.constant(item_features[id_feature])) if num_items is None \
+            else (np.zeros(int(num_ids), np.int64), np.zeros(int(num_ids), np.int64))
+        self.num_ids = len(prints)
+        self._id_fingerprints = tf.Variable(prints, trainable=False, name="id_fingerprints")
+        self._row_of_id = tf.Variable(first.astype(np.int64), trainable=False, name="row_of_id")
+
+    def _rows(self, ids) -> tf.Tensor:
+        """Each id's table row, -1 for an id outside the catalogue."""
+        found = find_rows(self._id_fingerprints, ids)
+        return tf.where(found >= 0, tf.gather(self._row_of_id, tf.maximum(found, 0)), found)
 
     def _allowed_log_weights(self, positive_ids):
-        index = self._index(as_tokens(positive_ids))
-        rows = tf.boolean_mask(tf.gather(self._row_of_index, index), index > 0)
-        excluded = tf.scatter_nd(rows[:, None], tf.ones_like(rows, tf.bool), [self._num_items])
+        rows = self._rows(positive_ids)
+        rows = tf.boolean_mask(rows, rows >= 0)
+        excluded = tf.scatter_nd(rows[:, None], tf.ones_like(rows, tf.bool), [self.num_items])
         allowed = tf.where(excluded, -np.inf, self._log_weights)
         # every item a positive: draw from all rather than from nothing
         return tf.cond(tf.reduce_all(excluded), lambda: self._log_weights, lambda: allowed)
@@ -114,15 +141,12 @@ class CatalogueSampler(NegativeSampler):
                          log_mass - tf.math.log(float(count)))
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
-        index = self._index(as_tokens(ids))
-        log_weight = tf.where(index > 0, tf.gather(self._log_weights, tf.gather(self._row_of_index, index)),
-                              -np.inf)
+        rows = self._rows(ids)
+        log_weight = tf.where(rows >= 0, tf.gather(self._log_weights, tf.maximum(rows, 0)), -np.inf)
         return log_weight - negatives.state  # N * w(y) / W_allowed
 
     def get_config(self):
-        return {**super().get_config(),
-                "item_features": {name: values.tolist() if values.dtype.kind != "S" else
-                                  [v.decode() for v in values] for name, values in self.item_features.items()},
-                "id_feature": self.id_feature, "num_negatives": self.num_negatives,
+        return {**super().get_config(), "id_feature": self.id_feature, "num_negatives": self.num_negatives,
                 "num_eval_negatives": self.num_eval_negatives, "distribution": self.distribution,
-                "item_weights": None if self.item_weights is None else self.item_weights.tolist()}
+                "num_items": self.num_items, "num_ids": self.num_ids,
+                "feature_specs": {name: dict(spec) for name, spec in self.feature_specs.items()}}

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import as_tokens
+from tt_tf.layers.tokens import as_tokens, find_rows, fingerprint_index
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
@@ -16,29 +16,49 @@ class StaticItemFrequency(keras.layers.Layer):
     count). Under in-batch sampling, the chance an item shows up in a batch of B is about
     B * q(item); the factor B is the same for every column and cancels in the softmax.
 
+    The counts are data, not hyper-parameters: they live in non-trainable weights (the ids'
+    fingerprints and their log q), which checkpoints and ``get_weights`` carry; the config
+    holds only their number. ``from_config`` builds a layer of that size to load them into.
+
     Args:
         item_ids: the ids (int or str), one per count.
         counts: how often each id occurs in the training interactions (all > 0).
+        num_items: instead of ids and counts, the number of items of an empty layer whose
+            weights are set afterwards (what ``from_config`` does).
 
     Example:
-        >>> freq = StaticItemFrequency.from_interactions(train["item_id"])
-        >>> freq(tf.constant([1, 50]))   # log probabilities
+        >>> frequency = StaticItemFrequency(["a", "b"], [3, 1])
+        >>> np.round(np.exp(frequency(tf.constant(["a", "b", "unseen"])).numpy()), 3).tolist()
+        [0.75, 0.25, 0.25]
     """
 
-    def __init__(self, item_ids, counts, **kwargs):
+    def __init__(self, item_ids=None, counts=None, num_items: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        tokens = [str(i) for i in item_ids]
-        counts = np.asarray(counts, dtype=np.float64)
-        if len(tokens) != len(counts) or not len(tokens):
-            raise ValueError("item_ids and counts must be non-empty and of the same length")
-        if (counts <= 0).any() or not np.isfinite(counts).all():
-            raise ValueError("counts must be finite and > 0")
-        self.item_ids = tokens
-        self.counts = counts.tolist()
-        probabilities = counts / counts.sum()
-        log_q = np.log(np.concatenate([[probabilities.min()], probabilities]))  # index 0 = unseen
-        self.lookup = keras.layers.StringLookup(vocabulary=tokens, num_oov_indices=1)
-        self.log_q_table = tf.constant(log_q, tf.float32)
+        if item_ids is None:
+            if counts is not None or num_items is None or int(num_items) < 1:
+                raise ValueError("pass item_ids and counts (e.g. StaticItemFrequency.from_interactions("
+                                 "train['item_id'])), or num_items >= 1 for a layer whose weights are loaded")
+            prints, log_q, unseen = np.zeros(int(num_items), np.int64), np.zeros(int(num_items)), 0.0
+        else:
+            tokens = [str(i) for i in item_ids]
+            counts = np.asarray(counts, dtype=np.float64)
+            if len(tokens) != len(counts) or not len(tokens):
+                raise ValueError("item_ids and counts must be non-empty and of the same length")
+            if (counts <= 0).any() or not np.isfinite(counts).all():
+                raise ValueError("counts must be finite and > 0")
+            prints, first = fingerprint_index(tokens)
+            if len(prints) != len(tokens):
+                raise ValueError("item_ids must be distinct (one count per id)")
+            probabilities = counts / counts.sum()
+            log_q, unseen = np.log(probabilities[first]), float(np.log(probabilities.min()))
+        self.num_items = len(prints)
+        weight = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.fingerprints = self.add_weight(name="fingerprints", shape=[self.num_items], dtype=tf.int64,
+                                            initializer=keras.initializers.Constant(prints), **weight)
+        self.log_q = self.add_weight(name="log_q", shape=[self.num_items],
+                                     initializer=keras.initializers.Constant(log_q), **weight)
+        self.unseen_log_q = self.add_weight(name="unseen_log_q", shape=[],
+                                            initializer=keras.initializers.Constant(unseen), **weight)
 
     @classmethod
     def from_interactions(cls, item_ids: pd.Series, **kwargs):
@@ -46,10 +66,11 @@ class StaticItemFrequency(keras.layers.Layer):
         return cls(counts.index.tolist(), counts.to_numpy(), **kwargs)
 
     def call(self, ids):
-        return tf.gather(self.log_q_table, self.lookup(as_tokens(ids)))
+        rows = find_rows(self.fingerprints, ids)
+        return tf.where(rows >= 0, tf.gather(self.log_q, tf.maximum(rows, 0)), self.unseen_log_q)
 
     def get_config(self):
-        return {**super().get_config(), "item_ids": self.item_ids, "counts": self.counts}
+        return {**super().get_config(), "num_items": self.num_items}
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")

@@ -10,25 +10,27 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import as_tokens, split_list
-
-_HASH_BUCKETS = 2 ** 62  # ids are compared by 62-bit fingerprints: no vocabulary, no practical collisions
+from tt_tf.layers.tokens import find_rows, fingerprints, split_list
 
 
 def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|") -> tf.Tensor:
     """``[rows, candidates]`` bool: candidate j's id is in row i's known items.
 
-    ``known``: ragged string tokens per row, or ``A|B|C`` strings. Memory is rows x (longest
-    list + candidates): each row's fingerprints are sorted once and every candidate is found
-    by binary search, instead of a rows x catalogue multi-hot.
+    ``known``: per row, the known items' fingerprints (ragged int64, as ``KnownPositiveIndex``
+    returns them), ragged string tokens, or ``A|B|C`` strings. Memory is rows x (longest list +
+    candidates): each row's fingerprints are sorted once and every candidate is found by binary
+    search, instead of a rows x catalogue multi-hot.
     """
-    tokens = split_list(known, separator, None)
-    rows = tokens.nrows()
-    hashed = tokens.with_flat_values(tf.strings.to_hash_bucket_fast(tokens.flat_values, _HASH_BUCKETS))
+    if isinstance(known, tf.RaggedTensor) and known.dtype == tf.int64:
+        hashed = known
+    else:
+        tokens = split_list(known, separator, None)
+        hashed = tokens.with_flat_values(fingerprints(tokens.flat_values))
+    rows = hashed.nrows()
     # a -1 column keeps the tensor non-empty when no row has a known item
     padded = tf.concat([hashed.to_tensor(default_value=-1), -tf.ones([rows, 1], tf.int64)], axis=1)
     known_sorted = tf.sort(padded, axis=1)
-    candidates = tf.strings.to_hash_bucket_fast(tf.reshape(candidate_ids, [-1]), _HASH_BUCKETS)
+    candidates = fingerprints(tf.reshape(candidate_ids, [-1]))
     values = tf.tile(candidates[None, :], [rows, 1])
     position = tf.minimum(tf.searchsorted(known_sorted, values, side="left"), tf.shape(known_sorted)[1] - 1)
     return tf.equal(tf.gather(known_sorted, position, batch_dims=1), values)
@@ -39,32 +41,53 @@ class KnownPositiveIndex(keras.layers.Layer):
     """Each user's known positive items (from the training interactions), looked up by the
     query's user-id feature.
 
+    The pairs are data, not hyper-parameters: they live in non-trainable weights (users'
+    fingerprints, each user's range, the items' fingerprints), which checkpoints and
+    ``get_weights`` carry; the config holds only their sizes, and ``from_config`` builds a layer
+    of those sizes to load them into.
+
     Args:
         user_ids: one user id per interaction.
         item_ids: the interaction's item id, aligned with ``user_ids``.
         user_id_feature: the query feature holding the user id.
+        num_users, num_pairs: instead of ids, the sizes of an empty layer whose weights are set
+            afterwards (what ``from_config`` does).
 
     Example:
-        >>> index = KnownPositiveIndex.from_interactions(train, "user_id", "item_id")
-        >>> model = TwoTowerModel(query, candidate, known_positives=index)
+        >>> index = KnownPositiveIndex(["u1", "u1", "u2"], ["a", "b", "a"])
+        >>> mask = known_positive_mask(index({"user_id": tf.constant(["u1", "u3"])}), tf.constant(["a", "b", "c"]))
+        >>> mask.numpy().tolist()
+        [[True, True, False], [False, False, False]]
     """
 
-    def __init__(self, user_ids, item_ids, user_id_feature: str = "user_id", **kwargs):
+    def __init__(self, user_ids=None, item_ids=None, user_id_feature: str = "user_id", num_users: int | None = None,
+                 num_pairs: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        users = [str(u) for u in user_ids]
-        items = [str(i) for i in item_ids]
-        if len(users) != len(items):
-            raise ValueError(f"user_ids and item_ids must be aligned, got {len(users)} and {len(items)} values")
-        self.user_ids, self.item_ids, self.user_id_feature = users, items, user_id_feature
-        pairs = pd.DataFrame({"user": users, "item": items}).drop_duplicates()
-        grouped = pairs.groupby("user", sort=True)["item"].agg(list)
-        self._lookup = keras.layers.StringLookup(vocabulary=grouped.index.tolist() or ["\0"], num_oov_indices=1)
-        # row 0: unknown users know nothing
-        lists = [[]] + (grouped.tolist() if len(grouped) else [[]])
-        self._known = tf.RaggedTensor.from_row_lengths(
-            tf.constant(np.asarray([i for row in lists for i in row], dtype=object).astype(bytes)
-                        if any(lists) else np.zeros([0], dtype=bytes)),
-            tf.constant([len(row) for row in lists], tf.int64))
+        if user_ids is None:
+            if item_ids is not None or num_users is None or num_pairs is None:
+                raise ValueError("pass user_ids and item_ids (e.g. KnownPositiveIndex.from_interactions(train)), "
+                                 "or num_users and num_pairs for a layer whose weights are loaded")
+            users = np.zeros(int(num_users), np.int64)
+            splits, items = np.zeros(int(num_users) + 1, np.int64), np.zeros(int(num_pairs), np.int64)
+        else:
+            user_tokens, item_tokens = [str(u) for u in user_ids], [str(i) for i in item_ids]
+            if len(user_tokens) != len(item_tokens):
+                raise ValueError(f"user_ids and item_ids must be aligned, got {len(user_tokens)} and "
+                                 f"{len(item_tokens)} values")
+            pairs = pd.DataFrame({"user": _prints(user_tokens), "item": _prints(item_tokens)}).drop_duplicates()
+            pairs = pairs.sort_values(["user", "item"], kind="stable")
+            users, starts = np.unique(pairs["user"].to_numpy(), return_index=True)
+            splits = np.append(starts, len(pairs)).astype(np.int64)
+            items = pairs["item"].to_numpy(np.int64)
+        self.user_id_feature = user_id_feature
+        self.num_users, self.num_pairs = len(users), len(items)
+        weight = dict(trainable=False, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.user_fingerprints = self.add_weight(name="user_fingerprints", shape=[self.num_users],
+                                                 initializer=keras.initializers.Constant(users), **weight)
+        self.row_splits = self.add_weight(name="row_splits", shape=[self.num_users + 1],
+                                          initializer=keras.initializers.Constant(splits), **weight)
+        self.item_fingerprints = self.add_weight(name="item_fingerprints", shape=[self.num_pairs],
+                                                 initializer=keras.initializers.Constant(items), **weight)
 
     @classmethod
     def from_interactions(cls, interactions: pd.DataFrame, user_id: str = "user_id", item_id: str = "item_id",
@@ -72,10 +95,20 @@ class KnownPositiveIndex(keras.layers.Layer):
         return cls(interactions[user_id].tolist(), interactions[item_id].tolist(), user_id_feature=user_id, **kwargs)
 
     def call(self, features):
+        """Per row, the fingerprints of its user's known items (ragged int64; none for a user
+        outside the training interactions)."""
         if self.user_id_feature not in features:
             raise ValueError(f"KnownPositiveIndex: the batch has no {self.user_id_feature!r} feature")
-        return tf.gather(self._known, self._lookup(as_tokens(features[self.user_id_feature])))
+        rows = find_rows(self.user_fingerprints, features[self.user_id_feature])
+        known, first = rows >= 0, tf.maximum(rows, 0)
+        starts = tf.where(known, tf.gather(self.row_splits, first), 0)
+        ends = tf.where(known, tf.gather(self.row_splits, tf.minimum(first + 1, self.num_users)), 0)
+        return tf.gather(self.item_fingerprints, tf.ragged.range(starts, ends))
 
     def get_config(self):
-        return {**super().get_config(), "user_ids": self.user_ids, "item_ids": self.item_ids,
-                "user_id_feature": self.user_id_feature}
+        return {**super().get_config(), "user_id_feature": self.user_id_feature, "num_users": self.num_users,
+                "num_pairs": self.num_pairs}
+
+
+def _prints(tokens: list) -> np.ndarray:
+    return fingerprints(tf.constant(tokens, tf.string)).numpy() if tokens else np.zeros(0, np.int64)
