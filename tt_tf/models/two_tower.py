@@ -70,6 +70,25 @@ def _row_keys(features, names) -> tf.Tensor:
     return parts[0] if len(parts) == 1 else tf.strings.join(parts, separator="\x1f\x1d")
 
 
+class PositiveBlock(NamedTuple):
+    """The batch's positive candidate columns and what the loss needs to know about them."""
+    vectors: tf.Tensor           # [P, d] the positive columns
+    ids: tf.Tensor               # [P] their ids (strings; fingerprints across replicas)
+    log_p: tf.Tensor | None      # [P] log data frequency of each (None without an item frequency)
+    row_vectors: tf.Tensor       # [B] this replica's rows' own positive vectors
+    row_ids: tf.Tensor           # [B] this replica's rows' positive ids
+    batch_size: tf.Tensor        # rows of the (global) batch, the B of B * p(y)
+    positive_columns: tf.Tensor | None = None   # [B] each row's column (None: column i)
+    column_log_counts: tf.Tensor | None = None  # [P] log of how many rows a column stands for
+    global_batch: tuple | None = None           # across replicas: every replica's (vectors, ids, log p)
+    candidate_features: list | None = None      # the features the candidate tower reads
+
+
+def _fingerprints(ids) -> tf.Tensor:
+    """Ids as the 62-bit fingerprints that travel between replicas (equality only)."""
+    return tf.strings.to_hash_bucket_fast(as_tokens(ids), 2 ** 62)
+
+
 def _multi_replica_context():
     """The replica context when running on more than one replica, else None."""
     context = tf.distribute.get_replica_context()
@@ -176,58 +195,57 @@ class TwoTowerModel(tfrs.models.Model):
         return self.query_tower(features, training=training), self.candidate_tower(features, training=training)
 
     def logits_inputs(self, features, training=None) -> LogitsInputs:
-        """Query vectors, candidate columns, their ids, log expected counts and score mask."""
-        positive_ids = as_tokens(features[self.candidate_id_feature])
+        """Query vectors, candidate columns, their ids, log expected counts and score mask: the
+        batch's positives first, then each sampler's columns. On one device and across replicas
+        alike; across replicas the positives are the global batch's (``_positive_block``)."""
         replicas = _multi_replica_context()
         if replicas is not None:
-            query, positives = self(features, training=training)
-            return self._global_batch_inputs(replicas, query, positives, positive_ids, training)
-        if training and hasattr(self.item_frequency, "update"):
-            self.item_frequency.update(positive_ids)
+            self._check_distributable()
+        positive_ids = as_tokens(features[self.candidate_id_feature])
+        if training:
+            self._update_frequency(positive_ids, replicas)
         query = self.query_tower(features, training=training)
-        batch = tf.shape(query)[0]
-        positive_columns = column_log_counts = None
-        names = self._candidate_feature_names(features)
-        if self._scores_unique_candidates(features, names):
-            # rows whose candidate features are all equal share a column: the same item, and
-            # the same context where the item side has per-row features (price, position)
-            _, positive_columns = tf.unique(_row_keys(features, names))
-            num_unique = tf.reduce_max(positive_columns) + 1
-            first_rows = tf.math.unsorted_segment_min(tf.range(batch), positive_columns, num_unique)
-            positives = self.candidate_tower({name: tf.gather(features[name], first_rows) for name in names},
-                                             training=training)
-            row_ids, positive_ids = positive_ids, tf.gather(positive_ids, first_rows)
-            column_log_counts = tf.math.log(tf.math.unsorted_segment_sum(
-                tf.ones([batch], tf.float32), positive_columns, num_unique))
-            row_positives = tf.gather(positives, positive_columns)
-        else:
-            row_ids = positive_ids
-            positives = row_positives = self.candidate_tower(features, training=training)
-        num_positive_columns = tf.shape(positives)[0]
-        columns, ids, drawn, frozen = [positives], [positive_ids], [], [tf.zeros([num_positive_columns], tf.bool)]
+        positives = self._positive_block(features, positive_ids, replicas, training)
+        columns, ids, log_p, frozen, drawn = [positives.vectors], [positives.ids], [positives.log_p], \
+            [tf.zeros(tf.shape(positives.ids), tf.bool)], []
         for sampler in self.negative_samplers:
-            negatives = Negatives(*sampler(query, row_positives, row_ids, candidate_tower=self.candidate_tower,
-                                           training=training))
-            columns.append(tf.cast(negatives.embeddings, positives.dtype))
-            ids.append(as_tokens(negatives.ids))
-            frozen.append(tf.fill(tf.shape(negatives.ids), not sampler.columns_carry_gradients))
+            if replicas is not None and isinstance(sampler, CrossBatchMemory):
+                if not training:  # the shared memory only answers training steps
+                    drawn.append(None)
+                    continue
+                if not sampler.built:  # built by a call (no columns outside training)
+                    sampler(query, positives.row_vectors, positive_ids, training=False)
+                negatives, entries_log_p = sampler.global_step(*positives.global_batch)
+                sampler_ids = negatives.ids  # fingerprints, as the positives' across replicas
+            else:
+                negatives = Negatives(*sampler(query, positives.row_vectors, positives.row_ids,
+                                               candidate_tower=self.candidate_tower, training=training))
+                sampler_ids = as_tokens(negatives.ids) if replicas is None else _fingerprints(negatives.ids)
+                entries_log_p = self._log_p(sampler_ids) if replicas is None \
+                    else tf.zeros(tf.shape(sampler_ids), tf.float32)  # in-batch: no columns of its own
+            columns.append(tf.cast(negatives.embeddings, positives.vectors.dtype))
+            ids.append(sampler_ids)
+            log_p.append(entries_log_p)
+            frozen.append(tf.fill(tf.shape(sampler_ids), not sampler.columns_carry_gradients))
             drawn.append(negatives)
         candidates, ids = tf.concat(columns, axis=0), tf.concat(ids, axis=0)
-        num_columns = tf.shape(candidates)[0]
+        log_p = tf.concat(log_p, axis=0) if self.item_frequency is not None else None
+        num_positive_columns, num_columns = tf.shape(positives.vectors)[0], tf.shape(candidates)[0]
+        column_log_counts = positives.column_log_counts
         if column_log_counts is not None:  # the samplers' columns stand for themselves
             column_log_counts = tf.concat([column_log_counts, tf.zeros([num_columns - num_positive_columns])], 0)
         has_frozen = any(not s.columns_carry_gradients for s in self.negative_samplers)
         log_counts = trainable_log_counts = None
         if self.logq_correction:
-            log_p = tf.cast(self.item_frequency(ids), tf.float32) if self.item_frequency is not None else None
-            terms = [sampler.log_expected_count(ids, log_p, batch, negatives)
-                     for sampler, negatives in zip(self.negative_samplers, drawn)]
-            log_counts = _log_sum(terms)
+            terms = [(sampler.log_expected_count(ids, log_p, positives.batch_size, negatives), sampler)
+                     for sampler, negatives in zip(self.negative_samplers, drawn) if negatives is not None]
+            log_counts = _log_sum([term for term, _ in terms])
             if has_frozen:  # the candidate side's correction counts only the columns it learns from
-                trainable_log_counts = _log_sum([term for term, sampler in zip(terms, self.negative_samplers)
-                                                 if sampler.columns_carry_gradients] or terms)
-        own = tf.cast(tf.one_hot(tf.range(batch) if positive_columns is None else positive_columns, num_columns,
-                                 dtype=tf.int32), tf.bool)
+                trainable_log_counts = _log_sum([term for term, sampler in terms if sampler.columns_carry_gradients]
+                                                or [term for term, _ in terms])
+        batch = tf.shape(query)[0]
+        own = tf.cast(tf.one_hot(tf.range(batch) if positives.positive_columns is None else positives.positive_columns,
+                                 num_columns, dtype=tf.int32), tf.bool)
         mask = None
         if not any(sampler.uses_batch_positives for sampler in self.negative_samplers):
             # only the row's own positive column stays: the other rows' positives are no negatives
@@ -237,10 +255,69 @@ class TwoTowerModel(tfrs.models.Model):
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
         # one column per distinct id and no sampler's columns: no other column holds a row's positive id
-        own_column_only = positive_columns is not None and names == [self.candidate_id_feature] \
-            and mask is None and all(isinstance(s, InBatchSampler) for s in self.negative_samplers)
+        own_column_only = positives.positive_columns is not None and mask is None \
+            and positives.candidate_features == [self.candidate_id_feature] \
+            and all(isinstance(s, InBatchSampler) for s in self.negative_samplers)
         return LogitsInputs(query, candidates, ids, log_counts, mask, tf.concat(frozen, 0) if has_frozen else None,
-                            trainable_log_counts, positive_columns, column_log_counts, own_column_only)
+                            trainable_log_counts, positives.positive_columns, column_log_counts, own_column_only)
+
+    def _log_p(self, ids):
+        return None if self.item_frequency is None else tf.cast(self.item_frequency(ids), tf.float32)
+
+    def _update_frequency(self, positive_ids, replicas):
+        """A streaming estimator sees every training batch: across replicas, the global batch
+        on every replica alike."""
+        frequency = self.item_frequency
+        if replicas is None and hasattr(frequency, "update"):
+            frequency.update(positive_ids)
+        elif replicas is not None and hasattr(frequency, "update_buckets"):
+            frequency.update_buckets(replicas.all_gather(frequency.hash_buckets(positive_ids), axis=1))
+
+    def _positive_block(self, features, positive_ids, replicas, training) -> "PositiveBlock":
+        """The batch's positive columns. On one device, each distinct positive once where
+        ``unique_candidates`` applies (rows whose candidate features are all equal share a
+        column), else one column per row. Across replicas, every replica's positives (its own
+        first, so row i's positive stays column i) with ids as fingerprints: strings cannot be
+        all-gathered, and the same-id mask needs equality only."""
+        names = self._candidate_feature_names(features)
+        if replicas is not None:
+            positives = self.candidate_tower(features, training=training)
+            batch = tf.shape(positives)[0]
+            sizes = replicas.all_gather(tf.reshape(batch, [1]), axis=0)
+            offset = tf.reduce_sum(sizes[:replicas.replica_id_in_sync_group])
+
+            def gathered(local):  # (every replica's rows in replica order, this replica's first)
+                every = replicas.all_gather(local, axis=0)
+                return every, tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
+
+            local_log_p = self._log_p(positive_ids)
+            every_vector, vectors = gathered(positives)
+            every_id, ids = gathered(_fingerprints(positive_ids))
+            every_log_p, log_p = gathered(tf.zeros([batch], tf.float32) if local_log_p is None else local_log_p)
+            return PositiveBlock(vectors, ids, log_p, positives, positive_ids, tf.reduce_sum(sizes),
+                                 global_batch=(every_vector, every_id, every_log_p), candidate_features=names)
+        if not self._scores_unique_candidates(features, names):
+            positives = self.candidate_tower(features, training=training)
+            return PositiveBlock(positives, positive_ids, self._log_p(positive_ids), positives, positive_ids,
+                                 tf.shape(positives)[0], candidate_features=names)
+        batch = tf.shape(positive_ids)[0]
+        _, positive_columns = tf.unique(_row_keys(features, names))
+        num_unique = tf.reduce_max(positive_columns) + 1
+        first_rows = tf.math.unsorted_segment_min(tf.range(batch), positive_columns, num_unique)
+        vectors = self.candidate_tower({name: tf.gather(features[name], first_rows) for name in names},
+                                       training=training)
+        ids = tf.gather(positive_ids, first_rows)
+        column_log_counts = tf.math.log(tf.math.unsorted_segment_sum(tf.ones([batch], tf.float32), positive_columns,
+                                                                     num_unique))
+        return PositiveBlock(vectors, ids, self._log_p(ids), tf.gather(vectors, positive_columns), positive_ids,
+                             batch, positive_columns, column_log_counts, candidate_features=names)
+
+    def _check_distributable(self):
+        if not all(isinstance(s, (InBatchSampler, CrossBatchMemory)) for s in self.negative_samplers) \
+                or not any(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
+            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives, "
+                             "optionally with a cross-batch memory, only; drop the catalogue sampler and "
+                             "known_positives, or train on one device")
 
     def _scores_unique_candidates(self, features, names) -> bool:
         """Whether repeated positives can share a column without changing the loss: the tower
@@ -259,63 +336,6 @@ class TwoTowerModel(tfrs.models.Model):
             return None
         names = sorted({c.name for c in schema} & set(features))
         return names if self.candidate_id_feature in names else None
-
-    def _global_batch_inputs(self, replicas, query, positives, positive_ids, training) -> LogitsInputs:
-        """Under ``tf.distribute`` with more than one replica: every replica's rows see the
-        positives of the whole global batch as columns (its own first, so row i's positive
-        stays column i), a cross-batch memory holds and returns the same global history on
-        every replica, the logQ term counts the global batch, and a streaming frequency
-        estimator is updated with the global batch on every replica alike."""
-        if not all(isinstance(s, (InBatchSampler, CrossBatchMemory)) for s in self.negative_samplers) \
-                or not any(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
-            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives, "
-                             "optionally with a cross-batch memory, only; drop the catalogue sampler and "
-                             "known_positives, or train on one device")
-        batch = tf.shape(positives)[0]
-        sizes = replicas.all_gather(tf.reshape(batch, [1]), axis=0)
-        offset = tf.reduce_sum(sizes[:replicas.replica_id_in_sync_group])
-        global_batch = tf.reduce_sum(sizes)
-
-        def gathered(local):  # (every replica's rows in replica order, this replica's first)
-            every = replicas.all_gather(local, axis=0)
-            return every, tf.concat([local, every[:offset], every[offset + batch:]], axis=0)
-
-        every_positive, candidates = gathered(positives)
-        # strings cannot be all-gathered: ids travel as the same 62-bit hashes the same-id
-        # mask compares (they serve equality only; frequencies are looked up locally)
-        every_id, ids = gathered(tf.strings.to_hash_bucket_fast(positive_ids, 2 ** 62))
-        frequency = self.item_frequency
-        if training and hasattr(frequency, "update_buckets"):
-            frequency.update_buckets(replicas.all_gather(frequency.hash_buckets(positive_ids), axis=1))
-        local_log_p = tf.cast(frequency(positive_ids), tf.float32) if frequency is not None \
-            else tf.zeros([batch], tf.float32)
-        every_log_p, log_p = gathered(local_log_p)
-        columns, all_ids, all_log_p, frozen, drawn = [candidates], [ids], [log_p], [tf.zeros([global_batch], tf.bool)], []
-        for sampler in self.negative_samplers:
-            if isinstance(sampler, CrossBatchMemory) and training:
-                if not sampler.built:  # built by a call (no columns outside training)
-                    sampler(query, positives, positive_ids, training=False)
-                negatives, entry_log_p = sampler.global_step(every_positive, every_id, every_log_p)
-                columns.append(tf.cast(negatives.embeddings, positives.dtype))
-                all_ids.append(negatives.ids)
-                all_log_p.append(entry_log_p)
-                frozen.append(tf.ones(tf.shape(negatives.ids), tf.bool))
-                drawn.append(negatives)
-            else:
-                drawn.append(None)
-        candidates, ids, log_p = tf.concat(columns, 0), tf.concat(all_ids, 0), tf.concat(all_log_p, 0)
-        has_frozen = len(columns) > 1
-        log_counts = trainable_log_counts = None
-        if self.logq_correction:
-            terms = [s.log_expected_count(ids, log_p, global_batch, negatives)
-                     for s, negatives in zip(self.negative_samplers, drawn) if negatives is not None
-                     or isinstance(s, InBatchSampler)]
-            log_counts = _log_sum(terms)
-            if has_frozen:  # as on one device: the candidate side counts the in-batch columns only
-                trainable_log_counts = _log_sum([s.log_expected_count(ids, log_p, global_batch, None)
-                                                 for s in self.negative_samplers if isinstance(s, InBatchSampler)])
-        return LogitsInputs(query, candidates, ids, log_counts, None, tf.concat(frozen, 0) if has_frozen else None,
-                            trainable_log_counts)
 
     def _retrieval_loss(self, query, candidates, ids, log_counts, mask, compute_batch_metrics=True,
                         sample_weight=None, positive_columns=None, column_log_counts=None, own_column_only=False):
