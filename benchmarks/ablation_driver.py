@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.provenance import write_results  # noqa: E402
 from tt_tf.data.tables import query_frame
 from tt_tf.datasets.movielens import find_shared_data
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, top_k_diversity
 from tt_tf.training.config import TrainConfig
 from tt_tf.training.train import train_model
-from benchmarks.provenance import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["recall@10", "recall@100", "ndcg@10", "coverage@10", "long_tail_share@10", "seconds_per_epoch"]

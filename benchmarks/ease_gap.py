@@ -6,7 +6,8 @@ the train file), and EASE (closed-form item-item, lambda 500, the reference in
 (masked full catalogue, top 10); each held-out row is a hit or a miss for each model, and the
 hits are broken down by the held-out item's popularity (training counts) and by the user's
 activity (training rows), in quintiles; and the two-tower scores plus a popularity bonus
-(beta * log(training count + 1)) test whether the gap is a missing popularity bias. Writes ``benchmarks/results/ease_gap.json``;
+(beta * log(training count + 1)) test whether the gap is a missing popularity bias. Writes
+``benchmarks/results/ease_gap.json``;
 BENCHMARKS.md summarises it.
 
     python benchmarks/ease_gap.py                # seed 0, about 3 minutes on 2 cores
@@ -15,7 +16,6 @@ BENCHMARKS.md summarises it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,6 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.provenance import write_results  # noqa: E402
+
 POPULARITY_BONUS_BETAS = (0.01, 0.02, 0.03, 0.05, 0.08)
 
 

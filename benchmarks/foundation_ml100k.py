@@ -28,9 +28,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import write_results  # noqa: E402
 from tt_tf.datasets.movielens import find_shared_data  # noqa: E402
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics  # noqa: E402
-from benchmarks.provenance import write_results  # noqa: E402
 
 # the foundation issue's bars; loo_random_ties (next-item claims are judged on it) has none yet
 BARS = {"loo": 0.095, "loo_random_ties": None, "random80": 0.18}

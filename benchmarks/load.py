@@ -43,10 +43,10 @@ percentile, start_scorer = _bench.percentile, _bench.start_scorer
 
 
 def train_runs(workdir: Path):
-    from tt_tf.training.run import train_run
     from tt_tf.data.synthetic import leave_last_out, make_synthetic
     from tt_tf.data.tables import query_frame
     from tt_tf.training.config import TrainConfig
+    from tt_tf.training.run import train_run
     interactions, users, items = make_synthetic(num_users=1000, num_items=2000, mean_interactions=15, seed=0)
     train, _, _ = leave_last_out(interactions)
     config = dict(epochs=1, query_dimensions=[64, 32], candidate_dimensions=[64, 32])

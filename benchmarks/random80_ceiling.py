@@ -14,7 +14,6 @@ BENCHMARKS.md summarises it.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -27,8 +26,8 @@ sys.path[:] = [str(ROOT), str(ROOT / "benchmarks")] + sys.path
 
 from ease_gap import ease_item_weights, row_hits  # noqa: E402
 
-from tt_tf.datasets.movielens import DataError, find_shared_data  # noqa: E402
 from benchmarks.provenance import write_results  # noqa: E402
+from tt_tf.datasets.movielens import DataError, find_shared_data  # noqa: E402
 
 EASE_LAMBDAS = (100, 200, 300, 500, 800, 1200, 2000)
 RP3_ALPHAS, RP3_BETAS = (0.5, 0.8, 1.0, 1.2), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -63,7 +62,8 @@ class Split:
 def rp3beta(binary: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """RP3beta (Paudel et al. 2017): two-step random walk item -> user -> item, popularity^-beta."""
     user_degree, item_degree = binary.sum(1, keepdims=True), binary.sum(0)
-    walk = np.power((binary / np.maximum(item_degree, 1)).T, alpha) @ np.power(binary / np.maximum(user_degree, 1), alpha)
+    walk = np.power((binary / np.maximum(item_degree, 1)).T, alpha) \
+        @ np.power(binary / np.maximum(user_degree, 1), alpha)
     walk /= np.power(np.maximum(item_degree, 1), beta)[None, :]
     walk[np.diag_indices_from(walk)] = 0.0
     return walk

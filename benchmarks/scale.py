@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 import tt_tf  # noqa: E402,F401  (Keras mode before TFRS)
+from benchmarks.provenance import write_results  # noqa: E402
 from tt_tf._keras import keras, tf  # noqa: E402
 from tt_tf.data.schema import ColumnSchema, Schema  # noqa: E402
 from tt_tf.models.two_tower import TwoTowerModel  # noqa: E402
 from tt_tf.negatives.frequency import StaticItemFrequency  # noqa: E402
 from tt_tf.training.optimizers import LazyAdam  # noqa: E402
-from benchmarks.provenance import write_results  # noqa: E402
 
 DIM = 64
 

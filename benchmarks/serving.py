@@ -43,10 +43,10 @@ def percentile(values, q):
 
 def train_and_publish(workdir: Path):
     from tt_tf.bundle.publish import publish
-    from tt_tf.training.run import train_run
     from tt_tf.data.synthetic import leave_last_out, make_synthetic
     from tt_tf.stores import LocalStore
     from tt_tf.training.config import TrainConfig
+    from tt_tf.training.run import train_run
     interactions, users, items = make_synthetic(num_users=2000, num_items=10_000, mean_interactions=20, seed=0)
     train, valid, _ = leave_last_out(interactions)
     config = TrainConfig(epochs=1, query_dimensions=[128, 64], candidate_dimensions=[128, 64])
@@ -218,12 +218,14 @@ def main():
                                                       pause_s=served["stored_c1"]["p50_ms"] / 1000)
             report["results"][str(count)] = served
             s, f = served, served["numpy_floor"]
-            print(f"{count:>6} offers: ready {s['startup_to_ready_s']:.1f}s | stored c8 p50 {s['stored_c8']['p50_ms']:.2f}"
+            print(f"{count:>6} offers: ready {s['startup_to_ready_s']:.1f}s | "
+                  f"stored c8 p50 {s['stored_c8']['p50_ms']:.2f}"
                   f" p99 {s['stored_c8']['p99_ms']:.2f} ms {s['stored_c8']['requests_per_s']:.0f} req/s | live c8 p50 "
                   f"{s['live_c8']['p50_ms']:.2f} p99 {s['live_c8']['p99_ms']:.2f} ms "
                   f"{s['live_c8']['requests_per_s']:.0f} req/s | floor stored {f['stored']['p50_ms']:.3f} live "
                   f"{f['live']['p50_ms']:.3f} ms (paced {served['numpy_floor_paced']['stored']['p50_ms']:.3f} / "
-                  f"{served['numpy_floor_paced']['live']['p50_ms']:.3f}) | handler c1 stored {s['handler_stored_c1']['p50_ms']:.3f} live "
+                  f"{served['numpy_floor_paced']['live']['p50_ms']:.3f}) | "
+                  f"handler c1 stored {s['handler_stored_c1']['p50_ms']:.3f} live "
                   f"{s['handler_live_c1']['p50_ms']:.3f} ms", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, report)

@@ -70,7 +70,8 @@ class Service:
             return record
         record = self.store.latest_run()
         if record is None:
-            raise RunLoadError(f"the store {self.store!r} has no published run; run `tt-tf publish RUN_DIR --store ...`")
+            raise RunLoadError(f"the store {self.store!r} has no published run; "
+                               "run `tt-tf publish RUN_DIR --store ...`")
         return record
 
     def refresh(self, force: bool = False) -> dict:

@@ -256,7 +256,8 @@ def test_aligned_model_validation(kwargs, message):
 
 
 @pytest.mark.parametrize("layer", [ValueDebiaser(num_positions=3, use_user=True, floor=0.1, stop_gradient=False),
-                                   LightRanker(2, [1.0, 2.0], num_user_embeddings=2, hidden_dims=[4], num_soft_tasks=1)])
+                                   LightRanker(2, [1.0, 2.0], num_user_embeddings=2, hidden_dims=[4],
+                                               num_soft_tasks=1)])
 def test_serialisation_round_trip(layer):
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert restored.get_config() == layer.get_config()

@@ -87,7 +87,8 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == f"tt-tf train: error: interactions file not found: {tmp_path / 'x.csv'}"
+    expected = f"tt-tf train: error: interactions file not found: {tmp_path / 'x.csv'}"
+    assert done.stderr.strip().splitlines()[-1] == expected
 
 
 def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):

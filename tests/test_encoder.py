@@ -7,7 +7,8 @@ from tt_tf.data.schema import Tags, infer_schema
 from tt_tf.layers import InputBlock, L2Norm, MLPBlock
 from tt_tf.models.encoder import Encoder
 
-ITEMS = pd.DataFrame({"item_id": [1, 2, 3, 4], "genres": ["a|b", "b", "", "c"], "year": [1990.0, np.nan, 2001.0, 1995.0]})
+ITEMS = pd.DataFrame({"item_id": [1, 2, 3, 4], "genres": ["a|b", "b", "", "c"],
+                      "year": [1990.0, np.nan, 2001.0, 1995.0]})
 
 
 def encoder():

@@ -59,7 +59,8 @@ def test_query_export_takes_user_side_inputs_only(bundle):
     """Leakage: the exported query tower cannot take the target item or any item column."""
     import tensorflow as tf
     run_dir, manifest, result = bundle
-    query_inputs = set(saved_tower_inputs(tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]))
+    signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
+    query_inputs = set(saved_tower_inputs(signature))
     candidate_inputs = set(saved_tower_inputs(
         tf.saved_model.load(str(run_dir / CANDIDATE_TOWER)).signatures["serving_default"]))
     user_columns = set(result.schema.select_by_tag(Tags.USER).column_names)
@@ -82,7 +83,8 @@ for tower in ("query_tower", "candidate_tower"):
     feeds = {k.split("/", 1)[1]: tf.constant(data[k]) for k in data.files if k.startswith(tower + "/")}
     out[tower] = signature(**feeds)["embedding"].numpy()
 np.savez(out_path, **out)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tt_tf", "tf_keras", "tensorflow_recommenders", "keras"))))
+print(json.dumps(sorted(m for m in sys.modules
+                        if m.split(".")[0] in ("tt_tf", "tf_keras", "tensorflow_recommenders", "keras"))))
 """
 
 

@@ -36,9 +36,11 @@ def test_hand_computed_three_user_example():
 
 def test_list_and_pipe_ground_truth_rows_mean_the_same():
     vectors = np.array([[1, .1]], np.float32)
-    long = hit_rate(ITEMS, ITEM_VECTORS, ["u"], vectors, pd.DataFrame({"user_id": ["u", "u"], "item_id": ["A", "B"]}), k=1)
+    long = hit_rate(ITEMS, ITEM_VECTORS, ["u"], vectors, pd.DataFrame({"user_id": ["u", "u"], "item_id": ["A", "B"]}),
+                    k=1)
     piped = hit_rate(ITEMS, ITEM_VECTORS, ["u"], vectors, pd.DataFrame({"user_id": ["u"], "item_id": ["A|B"]}), k=1)
-    listed = hit_rate(ITEMS, ITEM_VECTORS, ["u"], vectors, pd.DataFrame({"user_id": ["u"], "item_id": [["A", "B"]]}), k=1)
+    listed = hit_rate(ITEMS, ITEM_VECTORS, ["u"], vectors, pd.DataFrame({"user_id": ["u"], "item_id": [["A", "B"]]}),
+                      k=1)
     assert long.total == piped.total == listed.total == 0.5
 
 

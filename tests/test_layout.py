@@ -102,7 +102,8 @@ def test_the_architecture_doc_names_every_package_and_module():
     named = {}
     for row in re.findall(r"^\| `([\w/]+/)` \| ([^|]+) \|", doc, flags=re.M):
         named[row[0]] = set(re.findall(r"`([\w]+\.py)`", row[1]))
-    packages = {str(p.parent.relative_to(ROOT)) + "/" for p in python_files("tt_tf", "serving") if p.name == "__init__.py"}
+    packages = {str(p.parent.relative_to(ROOT)) + "/" for p in python_files("tt_tf", "serving")
+                if p.name == "__init__.py"}
     assert packages == set(named), f"packages not in the doc: {sorted(packages - set(named))}; " \
                                    f"named but absent: {sorted(set(named) - packages)}"
     for package, modules in named.items():

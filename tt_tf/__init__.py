@@ -20,15 +20,18 @@ _EXPORTS = {
     "Columns": "tt_tf.data.tables", "DataError": "tt_tf.data.tables", "build_schema": "tt_tf.data.tables",
     "read_table": "tt_tf.data.tables", "training_dataset": "tt_tf.data.tables",
     "Encoder": "tt_tf.models.encoder",
-    "FullCatalogueEvaluator": "tt_tf.evaluation.full_catalogue", "RetrievalEvaluationCallback": "tt_tf.evaluation.full_catalogue",
+    "FullCatalogueEvaluator": "tt_tf.evaluation.full_catalogue",
+    "RetrievalEvaluationCallback": "tt_tf.evaluation.full_catalogue",
     "ranking_metrics": "tt_tf.evaluation.full_catalogue",
     "StaticItemFrequency": "tt_tf.negatives.frequency", "StreamingItemFrequency": "tt_tf.negatives.frequency",
     "KnownPositiveIndex": "tt_tf.negatives.known_positives",
     "CatalogueSampler": "tt_tf.negatives.catalogue", "CrossBatchMemory": "tt_tf.negatives.memory",
     "InputBlock": "tt_tf.layers", "L2Norm": "tt_tf.layers", "MLPBlock": "tt_tf.layers",
-    "TwoTowerModel": "tt_tf.models.two_tower", "TwoTowerModelV2": "tt_tf.models.two_tower", "LazyAdam": "tt_tf.training.optimizers",
+    "TwoTowerModel": "tt_tf.models.two_tower", "TwoTowerModelV2": "tt_tf.models.two_tower",
+    "LazyAdam": "tt_tf.training.optimizers",
     "InBatchSampler": "tt_tf.negatives.base", "NegativeSampler": "tt_tf.negatives.base",
-    "ColumnSchema": "tt_tf.data.schema", "Schema": "tt_tf.data.schema", "Tags": "tt_tf.data.schema", "infer_schema": "tt_tf.data.schema",
+    "ColumnSchema": "tt_tf.data.schema", "Schema": "tt_tf.data.schema", "Tags": "tt_tf.data.schema",
+    "infer_schema": "tt_tf.data.schema",
 }
 
 __all__ = sorted(_EXPORTS) + ["ensure_legacy_keras", "__version__"]

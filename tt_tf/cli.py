@@ -163,7 +163,8 @@ def cmd_hitrate(args):
     from tt_tf.evaluation.hitrate import hit_rate, temporal_split
     if args.vectors:
         data = np.load(args.vectors, allow_pickle=False)
-        user_ids, user_vecs, item_ids, item_vecs = data["user_ids"], data["user_vecs"], data["item_ids"], data["item_vecs"]
+        user_ids, user_vecs, item_ids, item_vecs = (data[key]
+                                                    for key in ("user_ids", "user_vecs", "item_ids", "item_vecs"))
         truth = _read(args.ground_truth, "ground truth")
         if truth is None:
             raise ValueError("--vectors needs --ground-truth (user_id, item_id rows)")
@@ -184,10 +185,12 @@ def cmd_hitrate(args):
     counts = result.counts
     print(f"hit_rate@{counts['k']} = {result.total:.4f} over {counts['users_evaluated']} users ({mode}); excluded: "
           f"{counts['users_without_vector']} users without a vector, {counts['ground_truth_items_without_vector']} "
-          f"ground-truth items without a vector, {counts['users_with_empty_ground_truth']} users with empty ground truth")
+          f"ground-truth items without a vector, {counts['users_with_empty_ground_truth']} users with empty "
+          "ground truth")
     if result.approximate:
         a = result.approximate
-        print(f"{a['index']}: mean top-K overlap with exact {a['mean_top_k_overlap']:.4f}, hit_rate {a['hit_rate']:.4f}")
+        print(f"{a['index']}: mean top-K overlap with exact {a['mean_top_k_overlap']:.4f}, "
+              f"hit_rate {a['hit_rate']:.4f}")
     if args.details:
         out = Path(args.details)
         if out.suffix == ".parquet":

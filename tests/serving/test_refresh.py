@@ -60,7 +60,8 @@ def test_polling_picks_up_a_new_run(published, second_bundle):
         second = publish(second_bundle[0], store, items)
         deadline = time.time() + 20
         while time.time() < deadline:
-            if client.post("/invocations", json={"customer": 1, "numberoffers": 1}).json()["run_id"] == second["run_id"]:
+            answer = client.post("/invocations", json={"customer": 1, "numberoffers": 1}).json()
+            if answer["run_id"] == second["run_id"]:
                 break
             time.sleep(0.1)
         else:
@@ -77,7 +78,8 @@ def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundl
         assert gc.get_freeze_count() > 10_000
         previous_tower = weakref.ref(client.app.state.service.run.query_tower.signature.graph)
         second = publish(second_bundle[0], store, items)
-        store.put_run({**second, "created_at": "2999-01-01T00:00:00+00:00"})  # newest even if trained in the same second
+        # newest even if trained in the same second
+        store.put_run({**second, "created_at": "2999-01-01T00:00:00+00:00"})
         answer = client.post("/refresh", headers=HEADERS).json()
         assert answer["changed"] is True, answer
         assert previous_tower() is None

@@ -56,7 +56,8 @@ def publish(run_dir, store: Store, items: pd.DataFrame | None = None, attribute_
     user_ids, user_vectors = read_embeddings(run_dir / USER_TABLE, ids["user"])
     if not item_ids:
         raise ValueError(f"{run_dir}: the item embedding table is empty; nothing could be ranked")
-    if item_vectors.shape[1] != manifest["embedding_dim"] or (user_ids and user_vectors.shape[1] != item_vectors.shape[1]):
+    if item_vectors.shape[1] != manifest["embedding_dim"] \
+            or (user_ids and user_vectors.shape[1] != item_vectors.shape[1]):
         raise ValueError(f"{run_dir}: embedding dims disagree (manifest {manifest['embedding_dim']}, items "
                          f"{item_vectors.shape[1]}, users {user_vectors.shape[1] if user_ids else '-'})")
     store.put_item_embeddings(run_id, item_ids, item_vectors, offer_attributes(items, ids["item"], attribute_columns))

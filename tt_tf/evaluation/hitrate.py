@@ -25,7 +25,8 @@ class HitRateResult:
     approximate: dict | None = None  # faiss vs exact, when asked for
 
     def summary(self) -> dict:
-        return {"hit_rate": self.total, **self.counts, **({"approximate": self.approximate} if self.approximate else {})}
+        approximate = {"approximate": self.approximate} if self.approximate else {}
+        return {"hit_rate": self.total, **self.counts, **approximate}
 
 
 def _ground_truth_sets(ground_truth: pd.DataFrame, user_id: str, item_id: str) -> dict:

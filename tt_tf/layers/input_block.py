@@ -143,7 +143,8 @@ class InputBlock(keras.layers.Layer):
         actions = None
         if column.name in self.action_lookups:
             # "item:action" -> item token and action id (0 = no or unknown action)
-            pairs = tf.strings.split(tokens.flat_values, sep=":", maxsplit=1).to_tensor(default_value="", shape=[None, 2])
+            pairs = tf.strings.split(tokens.flat_values, sep=":", maxsplit=1).to_tensor(default_value="",
+                                                                                   shape=[None, 2])
             tokens = tokens.with_flat_values(pairs[:, 0])
             actions = tokens.with_flat_values(self.action_lookups[column.name](pairs[:, 1]))
         ids = tokens.with_flat_values(self.lookups[column.name](tokens.flat_values))

@@ -39,7 +39,9 @@ class LogitsInputs(NamedTuple):
         if self.mask is None:
             return None
         rows = tf.shape(self.query)[0]
-        return self.mask[:, :rows] if self.positive_columns is None else tf.gather(self.mask, self.positive_columns, axis=1)
+        if self.positive_columns is None:
+            return self.mask[:, :rows]
+        return tf.gather(self.mask, self.positive_columns, axis=1)
 
 
 def _log_sum(terms):

@@ -68,7 +68,7 @@ class TrainConfig:
     item_frequency: str = "static"
     streaming_frequency: dict = dataclasses.field(default_factory=dict)  # num_buckets, num_hashes, alpha
     # fit
-    optimizer: str = "lazy_adam"  # lazy_adam (updates only the embedding rows a batch used), adam, adagrad, sgd, rmsprop
+    optimizer: str = "lazy_adam"  # lazy_adam (updates only the embedding rows a batch used), adam, adagrad, sgd...
     learning_rate: float = 1e-3
     batch_size: int = 1024
     epochs: int = 30
@@ -151,7 +151,8 @@ def reference_markdown() -> str:
     import re
 
     lines = ["# Configuration reference", "",
-             "Generated from `tt_tf/training/config.py` by `python -m tt_tf.training.config > docs/configuration.md`; every key is",
+             "Generated from `tt_tf/training/config.py` by `python -m tt_tf.training.config > docs/configuration.md`; "
+             "every key is",
              "accepted by `tt-tf train --config FILE` (YAML or JSON).", ""]
     defaults = TrainConfig()
     heading: list = []
