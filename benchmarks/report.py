@@ -58,7 +58,7 @@ def _earlier(label, report, name) -> list:
         f"{split} recall@10 {s['recall@10']['mean']:.4f} ± {s['recall@10']['std']:.4f} (train s median "
         f"{s['train_seconds']['median']:.0f}, max {s['train_seconds']['max']:.0f})"
         for split, s in report["summary"].items())
-        + f" (`benchmarks/results/{name}.json`).", ""]
+        + f" (`benchmarks/results/archive/{name}.json`).", ""]
 
 
 def foundation(report, mean_history=None, adam=None, unmasked=None) -> list:
@@ -73,9 +73,12 @@ def foundation(report, mean_history=None, adam=None, unmasked=None) -> list:
     if report is None:
         return lines + ["Not run yet with the current defaults: `python benchmarks/foundation_ml100k.py`.", ""]
     lines += [f"Command: `{report['command']}` ({report['machine']['cpus']} CPUs, {report['machine']['platform']}). "
-              "Each run: `tt-tf train` (loo: train + valid files; random80: train only, early stopping on an "
+              "Each run: `tt-tf train` (loo, loo_random_ties: train + valid files; random80: train only, early "
+              "stopping on an "
               "automatic hold-out), `tt-tf embed --history` train (+ valid), masked full-catalogue scoring of test "
-              "as PROTOCOL.md says." + ("" if report.get("complete", True) else " **Incomplete run.**"), "",
+              "as PROTOCOL.md says. Next-item claims are judged on loo_random_ties: loo breaks timestamp ties by "
+              "item id, an order a sequence model can learn and no real log has."
+              + ("" if report.get("complete", True) else " **Incomplete run.**"), "",
               "| split | recall@10 (mean ± std) | ndcg@10 | recall@50 | recall@100 | bar | meets "
               "| train s (median, min–max) | examples/s (median) | epochs (median) "
               "| reference points (../shared/data/BASELINES.md) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -507,24 +510,25 @@ def _meets(value) -> str:
     return "—" if value is None else ("yes" if value else "no")
 
 
-def layout_check(check, reference) -> list:
-    """One seed of each split on the code after a change that must not move the numbers, beside
-    the same seed of the reference JSON."""
-    lines = ["### The same defaults after the layout change (issue 21): one seed per split", ""]
-    if check is None:
-        return lines + ["Not run yet: `python benchmarks/foundation_ml100k.py --seeds 0 "
-                        "--out benchmarks/results/foundation_ml100k_layout_check.json`.", ""]
-    before = {(r["split"], r["seed"]): r for r in (reference or {}).get("runs", [])}
-    lines += [f"Command: `{check['command']} --out benchmarks/results/foundation_ml100k_layout_check.json` at "
-              f"`{check['provenance']['git_commit'][:12]}`; the reference is the JSON above (at "
-              f"`{reference['provenance']['git_commit'][:12]}`) where it has the split.", "",
-              "| split | seed | recall@10 now | recall@10 before | ndcg@10 now / before | epochs (best) now / before |",
-              "|---|---|---|---|---|---|"]
-    for r in check["runs"]:
-        b = before.get((r["split"], r["seed"]))
+def layout_check(current, before) -> list:
+    """The defaults' runs after a change that must not move the numbers (the layout change of
+    issue 21), beside the same split and seed of the run before it."""
+    lines = ["### The same defaults before and after the layout change (issue 21)", ""]
+    if current is None or before is None:
+        return lines + ["Needs `benchmarks/results/foundation_ml100k.json` and "
+                        "`benchmarks/results/archive/foundation_ml100k_before_layout.json`.", ""]
+    earlier = {(r["split"], r["seed"]): r for r in before["runs"]}
+    lines += [f"The runs above (at `{current['provenance']['git_commit'][:12]}`) beside the same command's runs "
+              f"before the layout change (`benchmarks/results/archive/foundation_ml100k_before_layout.json`, at "
+              f"`{before['provenance']['git_commit'][:12]}`; it had no loo_random_ties runs). Seeded runs of "
+              "unchanged training code repeat to the last digit; training seconds depend on the machine's load.", "",
+              "| split | seed | recall@10 now / before | ndcg@10 now / before | epochs (best) now / before |",
+              "|---|---|---|---|---|"]
+    for r in current["runs"]:
+        b = earlier.get((r["split"], r["seed"]))
         was = {key: "—" if b is None else f"{b['masked'][key]:.4f}" for key in ("recall@10", "ndcg@10")}
         was_epochs = "—" if b is None else f"{b['epochs']} ({b['best_epoch']})"
-        lines.append(f"| {r['split']} | {r['seed']} | {r['masked']['recall@10']:.4f} | {was['recall@10']} | "
+        lines.append(f"| {r['split']} | {r['seed']} | {r['masked']['recall@10']:.4f} / {was['recall@10']} | "
                      f"{r['masked']['ndcg@10']:.4f} / {was['ndcg@10']} | {r['epochs']} ({r['best_epoch']}) / "
                      f"{was_epochs} |")
     return lines + [""]
@@ -538,7 +542,7 @@ def main():
     head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text()
     body = (foundation(load("foundation_ml100k"), load("archive/foundation_ml100k_mean_history"),
                        load("archive/foundation_ml100k_adam"), load("archive/foundation_ml100k_unmasked"))
-            + layout_check(load("foundation_ml100k_layout_check"), load("foundation_ml100k"))
+            + layout_check(load("foundation_ml100k"), load("archive/foundation_ml100k_before_layout"))
             + ease_gap(load("ease_gap")) + random80_ceiling(load("random80_ceiling"))
             + negatives(load("negatives_ablation"))
             + history(load("history_ml100k")) + alignment(load("alignment_synthetic"))

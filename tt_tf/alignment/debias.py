@@ -22,8 +22,12 @@ class ValueDebiaser(keras.layers.Layer):
 
     Example:
         >>> debiaser = ValueDebiaser(num_positions=10)
-        >>> estimate = debiaser(value, positions=batch["position"])
-        >>> weights = debiaser.row_weights(value, estimate); loss += debiaser.fit_loss(value, estimate)
+        >>> value, positions = tf.constant([1.0, 0.0, 2.0]), tf.constant([0, 3, 9])
+        >>> estimate = debiaser(value, positions=positions)
+        >>> weights = debiaser.row_weights(value, estimate)
+        >>> loss = debiaser.fit_loss(value, estimate)
+        >>> weights.shape, loss.shape
+        (TensorShape([3]), TensorShape([]))
     """
 
     def __init__(self, num_positions=0, use_user=False, floor=0.05, stop_gradient=True, initial_estimate=0.2,

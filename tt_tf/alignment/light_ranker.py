@@ -26,8 +26,9 @@ class LightRanker(keras.layers.Layer):
 
     Example:
         >>> ranker = LightRanker(num_tasks=3, task_weights=[1, 2, 4])
-        >>> out = ranker(query_vectors, candidate_vectors)     # [B, D], [B, N, D]
+        >>> out = ranker(tf.ones([2, 8]), tf.ones([2, 5, 8]))   # query [B, D], candidates [B, N, D]
         >>> out["value"].shape                                  # [B, N]
+        TensorShape([2, 5])
     """
 
     def __init__(self, num_tasks, task_weights=None, num_user_embeddings=4, hidden_dims=(64,), num_soft_tasks=0,

@@ -46,6 +46,8 @@ class AlignedTwoTowerModel(TwoTowerModel):
         >>> model = AlignedTwoTowerModel(query, candidate, label_features=["click", "like"],
         ...                              task_weights=[1, 3], light_ranker=LightRanker(2, [1, 3]),
         ...                              reward_model="light_ranker", reward_weight=0.5)
+        >>> model.light_ranker.num_tasks
+        2
     """
 
     def __init__(self, query_tower, candidate_tower, label_features=("click",), task_weights=None,

@@ -46,8 +46,10 @@ class SavedModelRanker(keras.layers.Layer):
         signature: the signature name (default ``pairwise``).
 
     Example:
-        >>> proxy = SavedModelRanker("ranker/", ["user_id"], ["item_id"], [1.0, 2.0, 4.0])
-        >>> values = proxy.pair_values(batch)   # [B, B] over the batch's users x items
+        >>> proxy = SavedModelRanker(ranker_dir, ["user_id"], ["item_id"], [1.0, 2.0, 4.0])
+        >>> batch = {"user_id": tf.constant([1, 2]), "item_id": tf.constant([3, 4])}
+        >>> proxy.pair_values(batch).shape   # [B, B] over the batch's users x items
+        TensorShape([2, 2])
     """
 
     def __init__(self, path, query_features, candidate_features, task_weights, signature="pairwise", **kwargs):

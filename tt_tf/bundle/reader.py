@@ -17,8 +17,10 @@ class Bundle:
     """An exported run: its manifest and its two tower signatures.
 
     Example:
-        >>> bundle = Bundle("runs/ml100k")
+        >>> bundle = Bundle(run_dir)
         >>> user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users, items, history=train)
+        >>> user_vecs.shape == (len(users), bundle.manifest["embedding_dim"])
+        True
     """
 
     def __init__(self, run_dir):

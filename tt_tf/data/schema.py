@@ -103,6 +103,7 @@ class Schema:
     Example:
         >>> schema = infer_schema(users, tags=[Tags.USER], id_column="user_id")
         >>> schema.select_by_tag(Tags.CATEGORICAL).column_names
+        ['user_id', 'segment', 'occupation']
     """
 
     def __init__(self, columns: Iterable[ColumnSchema] = ()):
@@ -295,6 +296,8 @@ def infer_schema(df: pd.DataFrame, tags: Sequence = (), id_column: str | None = 
 
     Example:
         >>> schema = infer_schema(items, tags=[Tags.ITEM], id_column="item_id", id_tag=Tags.ITEM_ID)
+        >>> schema.first_by_tag(Tags.ITEM_ID).name
+        'item_id'
     """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(df.columns))
@@ -309,7 +312,8 @@ def infer_schema(df: pd.DataFrame, tags: Sequence = (), id_column: str | None = 
         col_tags = list(tags)
         kind = overrides.get(name)
         if name == id_column:
-            col_tags.append(id_tag)
+            if id_tag is not None:
+                col_tags.append(id_tag)
             kind = kind or "categorical"
         columns.append(infer_column(df[name], name, col_tags, kind=kind, separator=separator,
                                     num_buckets=num_buckets, min_frequency=min_frequency))

@@ -27,6 +27,8 @@ def make_synthetic(num_users: int = 1500, num_items: int = 800, latent_dim: int 
 
     Example:
         >>> interactions, users, items = make_synthetic(num_users=200, num_items=100)
+        >>> len(users), len(items)
+        (200, 100)
     """
     if num_users < 2 or num_items < 10:
         raise ValueError("num_users must be >= 2 and num_items >= 10")

@@ -44,7 +44,9 @@ class FullCatalogueEvaluator:
 
     Example:
         >>> evaluator = FullCatalogueEvaluator(items.item_id, item_vectors)
-        >>> evaluator.evaluate(users.user_id, user_vectors, test, known=train)["recall@10"]
+        >>> metrics = evaluator.evaluate(users.user_id, user_vectors, test, known=train)
+        >>> 0.0 <= metrics["recall@10"] <= metrics["recall@100"] <= 1.0
+        True
     """
 
     def __init__(self, item_ids, item_vectors, ks=DEFAULT_KS, max_cells: int = 20_000_000):

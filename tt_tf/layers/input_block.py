@@ -41,8 +41,11 @@ class InputBlock(keras.layers.Layer):
             serialised: a block restored from its config owns its tables.
 
     Example:
-        >>> block = InputBlock(schema.select_by_tag(Tags.USER), embedding_dims={"user_id": 32})
-        >>> vectors = block({"user_id": tf.constant([1, 2]), "age": tf.constant([20., 31.])})
+        >>> block = InputBlock(schema.select_by_tag(Tags.USER).remove_by_tag(Tags.SEQUENCE),
+        ...                    embedding_dims={"user_id": 32})
+        >>> vectors = block(feature_dict(users.head(2), block.schema))
+        >>> vectors.shape[0]
+        2
     """
 
     def __init__(self, schema, embedding_dims=None, embedding_dim_multiplier=2.0, max_embedding_dim=64,

@@ -24,7 +24,8 @@ class Encoder(keras.Model):
 
     Example:
         >>> query = Encoder(schema.select_by_tag(Tags.USER), MLPBlock([128, 64]), post=L2Norm())
-        >>> user_vectors = query.encode(users_frame)   # numpy [n_users, 64]
+        >>> query.encode(users_frame).shape   # numpy [n_users, 64]
+        (60, 64)
     """
 
     def __init__(self, inputs, *blocks, pre=None, post=None, **kwargs):

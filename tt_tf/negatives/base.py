@@ -79,6 +79,8 @@ class InBatchSampler(NegativeSampler):
 
     Example:
         >>> model = TwoTowerModel(query, candidate, negative_samplers=[InBatchSampler()])
+        >>> [type(s).__name__ for s in model.negative_samplers]
+        ['InBatchSampler']
     """
 
     uses_batch_positives = True

@@ -149,4 +149,5 @@ class CatalogueSampler(NegativeSampler):
         return {**super().get_config(), "id_feature": self.id_feature, "num_negatives": self.num_negatives,
                 "num_eval_negatives": self.num_eval_negatives, "distribution": self.distribution,
                 "num_items": self.num_items, "num_ids": self.num_ids,
-                "feature_specs": {name: dict(spec) for name, spec in self.feature_specs.items()}}
+                "feature_specs": {name: {"dtype": spec["dtype"], "shape": list(spec["shape"])}
+                                  for name, spec in self.feature_specs.items()}}

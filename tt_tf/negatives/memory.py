@@ -27,8 +27,11 @@ class CrossBatchMemory(NegativeSampler):
         warmup_steps: training steps before the memory joins the loss (it fills meanwhile).
 
     Example:
-        >>> model = TwoTowerModel(query, candidate, item_frequency=freq,
+        >>> frequency = StaticItemFrequency.from_interactions(train.item_id)
+        >>> model = TwoTowerModel(query, candidate, item_frequency=frequency,
         ...                       negative_samplers=["in-batch", CrossBatchMemory(4096, warmup_steps=200)])
+        >>> model.negative_samplers[1].memory_size
+        4096
     """
 
     needs_item_frequency = True

@@ -64,8 +64,9 @@ class LocalStore(Store):
             SQLite instead (the set would cost more memory than the query costs time).
 
     Example:
-        >>> store = LocalStore("tt_tf_store")
-        >>> store.latest_run()["run_id"]
+        >>> store = LocalStore(store_dir)
+        >>> store.latest_run() is None   # nothing published yet
+        True
     """
 
     lookups_block = False  # SQLite on a local disk and in-memory user tables: microseconds

@@ -42,7 +42,10 @@ class MongoStore(Store):
         timeout_ms: server selection, connect and socket timeout.
 
     Example:
-        >>> store = MongoStore("mongodb://localhost:27017/recsys")
+        >>> store = MongoStore("mongodb://localhost:27017/recsys", timeout_ms=3000)  # doctest: +SKIP
+        >>> store = MongoStore(client=mongomock.MongoClient(), database="recsys")  # tests: in memory
+        >>> store.latest_run() is None
+        True
     """
 
     def __init__(self, uri: str | None = None, database: str | None = None, client=None, timeout_ms: int = 3000):

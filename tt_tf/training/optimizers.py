@@ -22,6 +22,7 @@ class LazyAdam(keras.optimizers.Adam):
             running maximum is a dense pass again).
 
     Example:
+        >>> model = TwoTowerModel(query, candidate)
         >>> model.compile(optimizer=LazyAdam(learning_rate=1e-3))
     """
 
