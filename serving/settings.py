@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from tt_tf.bundle.format import SIMILARITIES
+
 _PROPERTY_KEYS = {
     "predictor.model.type": "model_type",
     "plugin.prescore": "prescore",
@@ -75,8 +77,8 @@ class Settings:
                              f"best ranker_num_retrieve offers with the run's light ranker), got {self.model_type!r}")
         if int(self.ranker_num_retrieve) < 1:
             raise ValueError(f"ranker_num_retrieve must be >= 1, got {self.ranker_num_retrieve!r}")
-        if self.similarity not in (None, "cosine", "dot"):
-            raise ValueError(f"similarity must be 'cosine' or 'dot' (or unset: the run's), got {self.similarity!r}")
+        if self.similarity is not None and self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES} (or unset: the run's), got {self.similarity!r}")
         if not 0.0 <= float(self.explore_epsilon) <= 1.0:
             raise ValueError(f"explore_epsilon must be in [0, 1], got {self.explore_epsilon!r}")
         if self.retrieval_index not in ("exact", "hnsw"):
