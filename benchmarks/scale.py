@@ -23,10 +23,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import tt_tf  # noqa: E402  (Keras 2 mode, before TFRS loads)
+
+tt_tf.ensure_legacy_keras()  # a statement between the blocks: import sorting keeps tt_tf first
 
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-import tt_tf  # noqa: E402,F401  (Keras mode before TFRS)
 from benchmarks.provenance import write_results  # noqa: E402
 from tt_tf._keras import keras, tf  # noqa: E402
 from tt_tf.data.schema import ColumnSchema, Schema  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tt_tf._keras import tf
+from tt_tf._keras import keras, tf
 
 
 def as_tokens(values: tf.Tensor) -> tf.Tensor:
@@ -41,22 +41,78 @@ def fingerprints(values) -> tf.Tensor:
 
 
 def fingerprint_index(values) -> tuple:
-    """``(sorted distinct fingerprints, first position of each in values)`` as numpy arrays: the
-    data of an id index that a layer keeps as weights (``find_rows`` looks ids up in it)."""
+    """``(sorted distinct fingerprints, first position of each in values)`` as numpy arrays."""
     prints = fingerprints(tf.constant(list(values) if not hasattr(values, "dtype") else values)).numpy() \
-        if len(values) else tf.zeros([0], tf.int64).numpy()
+        if len(values) else np.zeros([0], np.int64)
     distinct, first = np.unique(prints, return_index=True)
     return distinct, first
 
 
-def find_rows(sorted_fingerprints: tf.Tensor, values) -> tf.Tensor:
-    """Position of each value's fingerprint in ``sorted_fingerprints`` ([n], ascending), -1 where
-    it is absent: a binary search per value, O(batch log n) whatever the table's size."""
+def index_slots(num_keys: int) -> int:
+    """Slots of the hash index of ``num_keys`` keys: a power of two at least twice their number
+    (load <= 1/2 keeps probe sequences short); a function of the count alone, so a layer's
+    config can size the weights it loads."""
+    return 1 << max(1, int(2 * num_keys - 1).bit_length())
+
+
+def build_hash_index(keys: np.ndarray, rows: np.ndarray) -> tuple:
+    """An open-addressing hash table of int64 ``keys`` (distinct, >= 0) to ``rows``, as the
+    arrays a layer keeps as weights: ``(slot_keys [m], slot_rows [m], probe_length)``, -1 in
+    empty slots. Key k lies within ``probe_length`` slots after ``k mod m`` (linear probing,
+    filled a probe step at a time for all keys at once)."""
+    keys, rows = np.asarray(keys, np.int64), np.asarray(rows, np.int64)
+    slots = index_slots(len(keys))
+    slot_keys, slot_rows = np.full(slots, -1, np.int64), np.full(slots, -1, np.int64)
+    home = keys % slots
+    pending, step = np.arange(len(keys)), 0
+    while len(pending):
+        slot = (home[pending] + step) % slots
+        free = slot_keys[slot] == -1
+        taken, first = np.unique(slot[free], return_index=True)  # one key per free slot this step
+        placed = pending[free][first]
+        slot_keys[taken], slot_rows[taken] = keys[placed], rows[placed]
+        pending = np.setdiff1d(pending, placed, assume_unique=True)
+        step += 1
+    return slot_keys, slot_rows, max(step, 1)
+
+
+def find_rows(slot_keys, slot_rows, probe_length, values) -> tf.Tensor:
+    """Each value's row in a ``build_hash_index`` table (weights ``slot_keys``, ``slot_rows``,
+    ``probe_length``), -1 where it is absent: ``probe_length`` gathers per value, so a step's
+    work and tensors depend on the batch, never on the table's size."""
     queries = fingerprints(values)
-    size = tf.shape(sorted_fingerprints, out_type=tf.int64)[0]
-    position = tf.searchsorted(sorted_fingerprints, queries, side="left", out_type=tf.int64)
-    clipped = tf.minimum(position, tf.maximum(size - 1, 0))
-    if sorted_fingerprints.shape[0] == 0:  # an empty index finds nothing (and has nothing to gather)
-        return -tf.ones_like(queries)
-    found = tf.equal(tf.gather(sorted_fingerprints, clipped), queries)
-    return tf.where(found, clipped, -tf.ones_like(clipped))
+    slots = tf.constant(slot_keys.shape[0], tf.int64)  # static: reading the table for its size would copy it
+    probes = (queries[:, None] % slots + tf.range(tf.cast(probe_length, tf.int64))[None, :]) % slots
+    match = tf.equal(tf.gather(slot_keys, probes), queries[:, None])
+    return tf.reduce_max(tf.where(match, tf.gather(slot_rows, probes), tf.constant(-1, tf.int64)), axis=1)
+
+
+class HashIndex:
+    """A layer's id index as three non-trainable weights (``build_hash_index``'s arrays), so
+    checkpoints and ``get_weights`` carry it and the layer's config holds only its size.
+
+    Args:
+        layer: the Keras layer that owns the weights.
+        name: prefix of the weights' names.
+        keys, rows: the distinct int64 fingerprints and their rows; None for an empty index of
+            ``num_keys`` keys whose weights are set afterwards.
+        num_keys: how many keys (used when ``keys`` is None).
+    """
+
+    def __init__(self, layer, name: str, keys=None, rows=None, num_keys: int = 0):
+        if keys is None:
+            slots = index_slots(num_keys)
+            slot_keys, slot_rows, probe_length = np.full(slots, -1, np.int64), np.full(slots, -1, np.int64), 1
+        else:
+            slot_keys, slot_rows, probe_length = build_hash_index(keys, rows)
+        weight = dict(trainable=False, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.slot_keys = layer.add_weight(name=f"{name}_slot_keys", shape=[len(slot_keys)],
+                                          initializer=keras.initializers.Constant(slot_keys), **weight)
+        self.slot_rows = layer.add_weight(name=f"{name}_slot_rows", shape=[len(slot_rows)],
+                                          initializer=keras.initializers.Constant(slot_rows), **weight)
+        self.probe_length = layer.add_weight(name=f"{name}_probe_length", shape=[],
+                                             initializer=keras.initializers.Constant(probe_length), **weight)
+
+    def find(self, values) -> tf.Tensor:
+        """Each value's row, -1 for a value not in the index."""
+        return find_rows(self.slot_keys, self.slot_rows, self.probe_length, values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import as_tokens, find_rows, fingerprint_index
+from tt_tf.layers.tokens import HashIndex, as_tokens, fingerprint_index
 from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
 DISTRIBUTIONS = ("uniform", "weighted", "log_uniform")
@@ -108,15 +108,13 @@ class CatalogueSampler(NegativeSampler):
         self._log_weights = tf.Variable(log_weights.astype(np.float32), trainable=False, name="log_weights")
         # the id index: each distinct id's fingerprint and the table row it first occurs at
         prints, first = fingerprint_index(tf.constant(item_features[id_feature])) if num_items is None \
-            else (np.zeros(int(num_ids), np.int64), np.zeros(int(num_ids), np.int64))
-        self.num_ids = len(prints)
-        self._id_fingerprints = tf.Variable(prints, trainable=False, name="id_fingerprints")
-        self._row_of_id = tf.Variable(first.astype(np.int64), trainable=False, name="row_of_id")
+            else (None, None)
+        self.num_ids = len(prints) if prints is not None else int(num_ids)
+        self._rows_of_ids = HashIndex(self, "ids", prints, first, self.num_ids)
 
     def _rows(self, ids) -> tf.Tensor:
         """Each id's table row, -1 for an id outside the catalogue."""
-        found = find_rows(self._id_fingerprints, ids)
-        return tf.where(found >= 0, tf.gather(self._row_of_id, tf.maximum(found, 0)), found)
+        return self._rows_of_ids.find(ids)
 
     def _allowed_log_weights(self, positive_ids):
         rows = self._rows(positive_ids)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import as_tokens, find_rows, fingerprint_index
+from tt_tf.layers.tokens import HashIndex, as_tokens, fingerprint_index
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
@@ -16,9 +16,11 @@ class StaticItemFrequency(keras.layers.Layer):
     count). Under in-batch sampling, the chance an item shows up in a batch of B is about
     B * q(item); the factor B is the same for every column and cancels in the softmax.
 
-    The counts are data, not hyper-parameters: they live in non-trainable weights (the ids'
-    fingerprints and their log q), which checkpoints and ``get_weights`` carry; the config
-    holds only their number. ``from_config`` builds a layer of that size to load them into.
+    The counts are data, not hyper-parameters: they live in non-trainable weights (a hash
+    index of the ids' fingerprints and their log q), which checkpoints and ``get_weights``
+    carry; the config holds only their number, and ``from_config`` builds a layer of that size
+    to load them into. A lookup is a few gathers per id: no step touches a tensor the size of
+    the catalogue.
 
     Args:
         item_ids: the ids (int or str), one per count.
@@ -38,7 +40,7 @@ class StaticItemFrequency(keras.layers.Layer):
             if counts is not None or num_items is None or int(num_items) < 1:
                 raise ValueError("pass item_ids and counts (e.g. StaticItemFrequency.from_interactions("
                                  "train['item_id'])), or num_items >= 1 for a layer whose weights are loaded")
-            prints, log_q, unseen = np.zeros(int(num_items), np.int64), np.zeros(int(num_items)), 0.0
+            prints, log_q, unseen = None, np.zeros(int(num_items)), 0.0
         else:
             tokens = [str(i) for i in item_ids]
             counts = np.asarray(counts, dtype=np.float64)
@@ -51,10 +53,10 @@ class StaticItemFrequency(keras.layers.Layer):
                 raise ValueError("item_ids must be distinct (one count per id)")
             probabilities = counts / counts.sum()
             log_q, unseen = np.log(probabilities[first]), float(np.log(probabilities.min()))
-        self.num_items = len(prints)
+        self.num_items = len(log_q)
+        self.index = HashIndex(self, "ids", prints, None if prints is None else np.arange(len(prints)),
+                               self.num_items)
         weight = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.fingerprints = self.add_weight(name="fingerprints", shape=[self.num_items], dtype=tf.int64,
-                                            initializer=keras.initializers.Constant(prints), **weight)
         self.log_q = self.add_weight(name="log_q", shape=[self.num_items],
                                      initializer=keras.initializers.Constant(log_q), **weight)
         self.unseen_log_q = self.add_weight(name="unseen_log_q", shape=[],
@@ -66,7 +68,7 @@ class StaticItemFrequency(keras.layers.Layer):
         return cls(counts.index.tolist(), counts.to_numpy(), **kwargs)
 
     def call(self, ids):
-        rows = find_rows(self.fingerprints, ids)
+        rows = self.index.find(ids)
         return tf.where(rows >= 0, tf.gather(self.log_q, tf.maximum(rows, 0)), self.unseen_log_q)
 
     def get_config(self):

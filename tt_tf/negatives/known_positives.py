@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import find_rows, fingerprints, split_list
+from tt_tf.layers.tokens import HashIndex, fingerprints, split_list
 
 
 def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|") -> tf.Tensor:
@@ -41,8 +41,8 @@ class KnownPositiveIndex(keras.layers.Layer):
     """Each user's known positive items (from the training interactions), looked up by the
     query's user-id feature.
 
-    The pairs are data, not hyper-parameters: they live in non-trainable weights (users'
-    fingerprints, each user's range, the items' fingerprints), which checkpoints and
+    The pairs are data, not hyper-parameters: they live in non-trainable weights (a hash index
+    of the users, each user's range, the items' fingerprints), which checkpoints and
     ``get_weights`` carry; the config holds only their sizes, and ``from_config`` builds a layer
     of those sizes to load them into.
 
@@ -67,7 +67,7 @@ class KnownPositiveIndex(keras.layers.Layer):
             if item_ids is not None or num_users is None or num_pairs is None:
                 raise ValueError("pass user_ids and item_ids (e.g. KnownPositiveIndex.from_interactions(train)), "
                                  "or num_users and num_pairs for a layer whose weights are loaded")
-            users = np.zeros(int(num_users), np.int64)
+            users = None
             splits, items = np.zeros(int(num_users) + 1, np.int64), np.zeros(int(num_pairs), np.int64)
         else:
             user_tokens, item_tokens = [str(u) for u in user_ids], [str(i) for i in item_ids]
@@ -80,10 +80,9 @@ class KnownPositiveIndex(keras.layers.Layer):
             splits = np.append(starts, len(pairs)).astype(np.int64)
             items = pairs["item"].to_numpy(np.int64)
         self.user_id_feature = user_id_feature
-        self.num_users, self.num_pairs = len(users), len(items)
+        self.num_users, self.num_pairs = len(splits) - 1, len(items)
+        self.users = HashIndex(self, "users", users, None if users is None else np.arange(len(users)), self.num_users)
         weight = dict(trainable=False, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.user_fingerprints = self.add_weight(name="user_fingerprints", shape=[self.num_users],
-                                                 initializer=keras.initializers.Constant(users), **weight)
         self.row_splits = self.add_weight(name="row_splits", shape=[self.num_users + 1],
                                           initializer=keras.initializers.Constant(splits), **weight)
         self.item_fingerprints = self.add_weight(name="item_fingerprints", shape=[self.num_pairs],
@@ -99,11 +98,14 @@ class KnownPositiveIndex(keras.layers.Layer):
         outside the training interactions)."""
         if self.user_id_feature not in features:
             raise ValueError(f"KnownPositiveIndex: the batch has no {self.user_id_feature!r} feature")
-        rows = find_rows(self.user_fingerprints, features[self.user_id_feature])
+        rows = self.users.find(features[self.user_id_feature])
         known, first = rows >= 0, tf.maximum(rows, 0)
         starts = tf.where(known, tf.gather(self.row_splits, first), 0)
         ends = tf.where(known, tf.gather(self.row_splits, tf.minimum(first + 1, self.num_users)), 0)
-        return tf.gather(self.item_fingerprints, tf.ragged.range(starts, ends))
+        positions = tf.ragged.range(starts, ends)
+        # a gather on the variable itself reads only the rows asked for (a ragged gather would
+        # read every training pair on every step)
+        return positions.with_flat_values(tf.gather(self.item_fingerprints, positions.flat_values))
 
     def get_config(self):
         return {**super().get_config(), "user_id_feature": self.user_id_feature, "num_users": self.num_users,
