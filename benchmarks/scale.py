@@ -118,6 +118,7 @@ def throughput(model, users, items, batch_size, steps, warmup=3, repeats=3, opti
 
 # TFRS as its users train it: Keras's Adam, the tutorials' Adagrad (sparse embedding updates),
 # and LazyAdam; the headline ratio is against the fastest of them on the same towers
+EXAMPLES_PER_EPOCH = 61_440
 TFRS_OPTIMIZERS = {"adam": lambda: keras.optimizers.Adam(1e-3), "adagrad": lambda: keras.optimizers.Adagrad(0.1),
                    "lazy_adam": lambda: LazyAdam(1e-3)}
 
@@ -129,7 +130,10 @@ def training_curves(item_sizes, batch_sizes, steps):
         frequency = StaticItemFrequency(np.arange(num_items).astype(str).tolist(),
                                         np.bincount(items, minlength=num_items).astype(np.float64) + 1.0)
         for batch_size in batch_sizes:
-            row = {"num_items": num_items, "batch_size": batch_size}
+            # at least EXAMPLES_PER_EPOCH examples per timed epoch: a few small steps time mostly noise
+            row = {"num_items": num_items, "batch_size": batch_size,
+                   "steps_per_epoch": max(steps, EXAMPLES_PER_EPOCH // batch_size)}
+            steps_here = row["steps_per_epoch"]
 
             def ours(logq=True):
                 query, candidate = towers(50_000, num_items)
@@ -138,19 +142,19 @@ def training_curves(item_sizes, batch_sizes, steps):
                                      item_frequency=frequency if logq else None)
             # tt_tf as `tt-tf train` runs it (LazyAdam, static logQ), without logQ (what logQ
             # costs), and with Keras's Adam (the optimizer's share)
-            row["tt_tf_examples_per_s"] = throughput(ours(), users, items, batch_size, steps, optimizer=LazyAdam(1e-3))
-            row["tt_tf_no_logq_examples_per_s"] = throughput(ours(logq=False), users, items, batch_size, steps,
+            row["tt_tf_examples_per_s"] = throughput(ours(), users, items, batch_size, steps_here,
+                                                     optimizer=LazyAdam(1e-3))
+            row["tt_tf_no_logq_examples_per_s"] = throughput(ours(logq=False), users, items, batch_size, steps_here,
                                                              optimizer=LazyAdam(1e-3))
-            row["tt_tf_adam_examples_per_s"] = throughput(ours(), users, items, batch_size, steps)
+            row["tt_tf_adam_examples_per_s"] = throughput(ours(), users, items, batch_size, steps_here)
             for name, optimizer in TFRS_OPTIMIZERS.items():
                 query, candidate = towers(50_000, num_items)
                 row[f"tfrs_{name}_examples_per_s"] = throughput(TfrsModel(query, candidate, num_items, False), users,
-                                                                items, batch_size, steps, optimizer=optimizer())
+                                                                items, batch_size, steps_here, optimizer=optimizer())
             fastest = max(TFRS_OPTIMIZERS, key=lambda name: row[f"tfrs_{name}_examples_per_s"])
             row["tfrs_fastest"] = fastest
             row["ratio_vs_fastest_tfrs"] = row["tt_tf_examples_per_s"] / row[f"tfrs_{fastest}_examples_per_s"]
             row["ratio_vs_tfrs_adam"] = row["tt_tf_examples_per_s"] / row["tfrs_adam_examples_per_s"]
-            row["logq_share_of_step"] = 1.0 - row["tt_tf_no_logq_examples_per_s"] / row["tt_tf_examples_per_s"]
             rows.append(row)
             print(f"train items {num_items:>8,} batch {batch_size:>5}: tt_tf {row['tt_tf_examples_per_s']:,.0f}/s "
                   f"(no logQ {row['tt_tf_no_logq_examples_per_s']:,.0f}, Adam {row['tt_tf_adam_examples_per_s']:,.0f}) "

@@ -10,7 +10,7 @@ from tt_tf.data.schema import Tags
 from tt_tf.layers.tokens import as_tokens
 from tt_tf.models.contrastive import contrastive_rows, excluded_columns
 from tt_tf.models.encoder import Encoder
-from tt_tf.negatives.base import InBatchSampler, Negatives, resolve_samplers
+from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
 from tt_tf.negatives.memory import CrossBatchMemory
 
@@ -45,7 +45,8 @@ class LogitsInputs(NamedTuple):
 
 
 def _log_sum(terms):
-    total = tf.reduce_logsumexp(tf.stack(terms), axis=0)
+    # one term (in-batch alone, the default) is its own log-sum: no stack, no reduction
+    total = terms[0] if len(terms) == 1 else tf.reduce_logsumexp(tf.stack(terms), axis=0)
     # a column no sampler can draw (a row's own positive outside every sampler's support)
     # has no proposal to correct for
     return tf.where(tf.math.is_finite(total), total, tf.zeros_like(total))
@@ -214,6 +215,9 @@ class TwoTowerModel(tfrs.models.Model):
         columns, ids, log_p, frozen, drawn = [positives.vectors], [positives.ids], [positives.log_p], \
             [tf.zeros(tf.shape(positives.ids), tf.bool)], []
         for sampler in self.negative_samplers:
+            if not sampler.adds_columns:  # in-batch: its columns are the positives, already there
+                drawn.append(no_negatives(positives.vectors))
+                continue
             if replicas is not None and isinstance(sampler, CrossBatchMemory):
                 if not training:  # the shared memory only answers training steps
                     drawn.append(None)
@@ -227,7 +231,7 @@ class TwoTowerModel(tfrs.models.Model):
                                                candidate_tower=self.candidate_tower, training=training))
                 sampler_ids = as_tokens(negatives.ids) if replicas is None else _fingerprints(negatives.ids)
                 entries_log_p = self._log_p(sampler_ids) if replicas is None \
-                    else tf.zeros(tf.shape(sampler_ids), tf.float32)  # in-batch: no columns of its own
+                    else tf.zeros(tf.shape(sampler_ids), tf.float32)
             columns.append(tf.cast(negatives.embeddings, positives.vectors.dtype))
             ids.append(sampler_ids)
             log_p.append(entries_log_p)

@@ -57,11 +57,13 @@ class NegativeSampler(keras.layers.Layer):
     ``needs_item_frequency``: ``log_expected_count`` needs ``log_p``.
     ``columns_carry_gradients``: False for constants of the past (a memory bank); the model
     then trains the candidate tower on the other columns only.
+    ``adds_columns``: False when ``call`` never returns columns (in-batch); the model then skips it.
     """
 
     uses_batch_positives = False
     needs_item_frequency = False
     columns_carry_gradients = True
+    adds_columns = True
 
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
@@ -85,6 +87,7 @@ class InBatchSampler(NegativeSampler):
 
     uses_batch_positives = True
     needs_item_frequency = True
+    adds_columns = False
 
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         return no_negatives(positive_embeddings)
