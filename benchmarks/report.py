@@ -538,27 +538,33 @@ def _meets(value) -> str:
     return "—" if value is None else ("yes" if value else "no")
 
 
-def layout_check(current, before) -> list:
+def layout_check(current, before, later=None) -> list:
     """The defaults' runs after a change that must not move the numbers (the layout change of
-    issue 21), beside the same split and seed of the run before it."""
+    issue 21), beside the same split and seed of the run before it, and of ``later`` (the id
+    index of issue 27) where it has them."""
     lines = ["### The same defaults before and after the layout change (issue 21)", ""]
     if current is None or before is None:
         return lines + ["Needs `benchmarks/results/foundation_ml100k.json` and "
                         "`benchmarks/results/archive/foundation_ml100k_before_layout.json`.", ""]
     earlier = {(r["split"], r["seed"]): r for r in before["runs"]}
+    after = {(r["split"], r["seed"]): r for r in (later or {}).get("runs", [])}
     lines += [f"The runs above (at `{current['provenance']['git_commit'][:12]}`) beside the same command's runs "
               f"before the layout change (`benchmarks/results/archive/foundation_ml100k_before_layout.json`, at "
-              f"`{before['provenance']['git_commit'][:12]}`; it had no loo_random_ties runs). Seeded runs of "
-              "unchanged training code repeat to the last digit; training seconds depend on the machine's load.", "",
-              "| split | seed | recall@10 now / before | ndcg@10 now / before | epochs (best) now / before |",
-              "|---|---|---|---|---|"]
+              f"`{before['provenance']['git_commit'][:12]}`; it had no loo_random_ties runs)"
+              + (f" and after the id lookups of issue 27 (`benchmarks/results/foundation_ml100k_id_index_check.json`, "
+                 f"at `{later['provenance']['git_commit'][:12]}`, seed 0)" if later else "")
+              + ". Seeded runs of unchanged training code repeat to the last digit; training seconds depend on "
+              "the machine's load.", "",
+              "| split | seed | recall@10 now / before / after issue 27 | ndcg@10 now / before | "
+              "epochs (best) now / before |", "|---|---|---|---|---|"]
     for r in current["runs"]:
-        b = earlier.get((r["split"], r["seed"]))
+        b, c = earlier.get((r["split"], r["seed"])), after.get((r["split"], r["seed"]))
         was = {key: "—" if b is None else f"{b['masked'][key]:.4f}" for key in ("recall@10", "ndcg@10")}
+        later_recall = "—" if c is None else f"{c['masked']['recall@10']:.4f}"
         was_epochs = "—" if b is None else f"{b['epochs']} ({b['best_epoch']})"
-        lines.append(f"| {r['split']} | {r['seed']} | {r['masked']['recall@10']:.4f} / {was['recall@10']} | "
-                     f"{r['masked']['ndcg@10']:.4f} / {was['ndcg@10']} | {r['epochs']} ({r['best_epoch']}) / "
-                     f"{was_epochs} |")
+        lines.append(f"| {r['split']} | {r['seed']} | {r['masked']['recall@10']:.4f} / {was['recall@10']} / "
+                     f"{later_recall} | {r['masked']['ndcg@10']:.4f} / {was['ndcg@10']} | "
+                     f"{r['epochs']} ({r['best_epoch']}) / {was_epochs} |")
     return lines + [""]
 
 
@@ -570,7 +576,8 @@ def main():
     head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text()
     body = (foundation(load("foundation_ml100k"), load("archive/foundation_ml100k_mean_history"),
                        load("archive/foundation_ml100k_adam"), load("archive/foundation_ml100k_unmasked"))
-            + layout_check(load("foundation_ml100k"), load("archive/foundation_ml100k_before_layout"))
+            + layout_check(load("foundation_ml100k"), load("archive/foundation_ml100k_before_layout"),
+                           load("foundation_ml100k_id_index_check"))
             + ease_gap(load("ease_gap")) + random80_ceiling(load("random80_ceiling"))
             + negatives(load("negatives_ablation"))
             + history(load("history_ml100k")) + alignment(load("alignment_synthetic"))
