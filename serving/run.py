@@ -165,9 +165,9 @@ class LoadedRun:
         self.store = store
         self.record = record
         self.run_id = record["run_id"]
-        self.similarity, self.similarity_warning = resolve_similarity(record, similarity, similarity_override)
-        if self.similarity_warning:
-            logger.warning(self.similarity_warning)
+        self.similarity, warning = resolve_similarity(record, similarity, similarity_override)
+        if warning:
+            logger.warning(warning)
         try:
             table = store.item_table(self.run_id)
         except StoreError as error:

@@ -40,11 +40,16 @@ def fingerprints(values) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(as_tokens(tf.convert_to_tensor(values)), FINGERPRINT_BUCKETS)
 
 
+def fingerprint_array(values) -> np.ndarray:
+    """The fingerprints of a sequence of raw values (a list, an array or a tensor), as numpy."""
+    if not len(values):
+        return np.zeros([0], np.int64)
+    return fingerprints(tf.constant(list(values) if not hasattr(values, "dtype") else values)).numpy()
+
+
 def fingerprint_index(values) -> tuple:
     """``(sorted distinct fingerprints, first position of each in values)`` as numpy arrays."""
-    prints = fingerprints(tf.constant(list(values) if not hasattr(values, "dtype") else values)).numpy() \
-        if len(values) else np.zeros([0], np.int64)
-    distinct, first = np.unique(prints, return_index=True)
+    distinct, first = np.unique(fingerprint_array(values), return_index=True)
     return distinct, first
 
 
@@ -95,8 +100,9 @@ class HashIndex:
     Args:
         layer: the Keras layer that owns the weights.
         name: prefix of the weights' names.
-        keys, rows: the distinct int64 fingerprints and their rows; None for an empty index of
-            ``num_keys`` keys whose weights are set afterwards.
+        keys, rows: the distinct int64 fingerprints and their rows (default: each key's
+            position); keys None for an empty index of ``num_keys`` keys whose weights are set
+            afterwards.
         num_keys: how many keys (used when ``keys`` is None).
     """
 
@@ -105,7 +111,7 @@ class HashIndex:
             slots = index_slots(num_keys)
             slot_keys, slot_rows, probe_length = np.full(slots, -1, np.int64), np.full(slots, -1, np.int64), 1
         else:
-            slot_keys, slot_rows, probe_length = build_hash_index(keys, rows)
+            slot_keys, slot_rows, probe_length = build_hash_index(keys, np.arange(len(keys)) if rows is None else rows)
         weight = dict(trainable=False, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.slot_keys = layer.add_weight(name=f"{name}_slot_keys", shape=[len(slot_keys)],
                                           initializer=keras.initializers.Constant(slot_keys), **weight)

@@ -7,7 +7,7 @@ import tensorflow_recommenders as tfrs
 
 from tt_tf._keras import keras, tf
 from tt_tf.data.schema import Tags
-from tt_tf.layers.tokens import as_tokens
+from tt_tf.layers.tokens import as_tokens, fingerprints
 from tt_tf.models.contrastive import contrastive_rows, excluded_columns
 from tt_tf.models.encoder import Encoder
 from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
@@ -85,11 +85,6 @@ class PositiveBlock(NamedTuple):
     column_log_counts: tf.Tensor | None = None  # [P] log of how many rows a column stands for
     global_batch: tuple | None = None           # across replicas: every replica's (vectors, ids, log p)
     candidate_features: list | None = None      # the features the candidate tower reads
-
-
-def _fingerprints(ids) -> tf.Tensor:
-    """Ids as the 62-bit fingerprints that travel between replicas (equality only)."""
-    return tf.strings.to_hash_bucket_fast(as_tokens(ids), 2 ** 62)
 
 
 def _multi_replica_context():
@@ -229,7 +224,7 @@ class TwoTowerModel(tfrs.models.Model):
             else:
                 negatives = Negatives(*sampler(query, positives.row_vectors, positives.row_ids,
                                                candidate_tower=self.candidate_tower, training=training))
-                sampler_ids = as_tokens(negatives.ids) if replicas is None else _fingerprints(negatives.ids)
+                sampler_ids = as_tokens(negatives.ids) if replicas is None else fingerprints(negatives.ids)
                 entries_log_p = self._log_p(sampler_ids) if replicas is None \
                     else tf.zeros(tf.shape(sampler_ids), tf.float32)
             columns.append(tf.cast(negatives.embeddings, positives.vectors.dtype))
@@ -301,7 +296,7 @@ class TwoTowerModel(tfrs.models.Model):
 
             local_log_p = self._log_p(positive_ids)
             every_vector, vectors = gathered(positives)
-            every_id, ids = gathered(_fingerprints(positive_ids))
+            every_id, ids = gathered(fingerprints(positive_ids))
             every_log_p, log_p = gathered(tf.zeros([batch], tf.float32) if local_log_p is None else local_log_p)
             return PositiveBlock(vectors, ids, log_p, positives, positive_ids, tf.reduce_sum(sizes),
                                  global_batch=(every_vector, every_id, every_log_p), candidate_features=names)

@@ -110,14 +110,11 @@ class CatalogueSampler(NegativeSampler):
         prints, first = fingerprint_index(tf.constant(item_features[id_feature])) if num_items is None \
             else (None, None)
         self.num_ids = len(prints) if prints is not None else int(num_ids)
+        # each id's table row (-1 for an id outside the catalogue)
         self._rows_of_ids = HashIndex(self, "ids", prints, first, self.num_ids)
 
-    def _rows(self, ids) -> tf.Tensor:
-        """Each id's table row, -1 for an id outside the catalogue."""
-        return self._rows_of_ids.find(ids)
-
     def _allowed_log_weights(self, positive_ids):
-        rows = self._rows(positive_ids)
+        rows = self._rows_of_ids.find(positive_ids)
         rows = tf.boolean_mask(rows, rows >= 0)
         excluded = tf.scatter_nd(rows[:, None], tf.ones_like(rows, tf.bool), [self.num_items])
         allowed = tf.where(excluded, -np.inf, self._log_weights)
@@ -139,7 +136,7 @@ class CatalogueSampler(NegativeSampler):
                          log_mass - tf.math.log(float(count)))
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
-        rows = self._rows(ids)
+        rows = self._rows_of_ids.find(ids)
         log_weight = tf.where(rows >= 0, tf.gather(self._log_weights, tf.maximum(rows, 0)), -np.inf)
         return log_weight - negatives.state  # N * w(y) / W_allowed
 

@@ -54,8 +54,7 @@ class StaticItemFrequency(keras.layers.Layer):
             probabilities = counts / counts.sum()
             log_q, unseen = np.log(probabilities[first]), float(np.log(probabilities.min()))
         self.num_items = len(log_q)
-        self.index = HashIndex(self, "ids", prints, None if prints is None else np.arange(len(prints)),
-                               self.num_items)
+        self.index = HashIndex(self, "ids", prints, num_keys=self.num_items)
         weight = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.log_q = self.add_weight(name="log_q", shape=[self.num_items],
                                      initializer=keras.initializers.Constant(log_q), **weight)

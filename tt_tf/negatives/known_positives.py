@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import HashIndex, fingerprints, split_list
+from tt_tf.layers.tokens import HashIndex, fingerprint_array, fingerprints, split_list
 
 
 def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|") -> tf.Tensor:
@@ -74,14 +74,15 @@ class KnownPositiveIndex(keras.layers.Layer):
             if len(user_tokens) != len(item_tokens):
                 raise ValueError(f"user_ids and item_ids must be aligned, got {len(user_tokens)} and "
                                  f"{len(item_tokens)} values")
-            pairs = pd.DataFrame({"user": _prints(user_tokens), "item": _prints(item_tokens)}).drop_duplicates()
+            pairs = pd.DataFrame({"user": fingerprint_array(user_tokens),
+                                  "item": fingerprint_array(item_tokens)}).drop_duplicates()
             pairs = pairs.sort_values(["user", "item"], kind="stable")
             users, starts = np.unique(pairs["user"].to_numpy(), return_index=True)
             splits = np.append(starts, len(pairs)).astype(np.int64)
             items = pairs["item"].to_numpy(np.int64)
         self.user_id_feature = user_id_feature
         self.num_users, self.num_pairs = len(splits) - 1, len(items)
-        self.users = HashIndex(self, "users", users, None if users is None else np.arange(len(users)), self.num_users)
+        self.users = HashIndex(self, "users", users, num_keys=self.num_users)
         weight = dict(trainable=False, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.row_splits = self.add_weight(name="row_splits", shape=[self.num_users + 1],
                                           initializer=keras.initializers.Constant(splits), **weight)
@@ -110,7 +111,3 @@ class KnownPositiveIndex(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "user_id_feature": self.user_id_feature, "num_users": self.num_users,
                 "num_pairs": self.num_pairs}
-
-
-def _prints(tokens: list) -> np.ndarray:
-    return fingerprints(tf.constant(tokens, tf.string)).numpy() if tokens else np.zeros(0, np.int64)
