@@ -27,11 +27,21 @@ _EXPORTS = {
     "KnownPositiveIndex": "tt_tf.negatives.known_positives",
     "CatalogueSampler": "tt_tf.negatives.catalogue", "CrossBatchMemory": "tt_tf.negatives.memory",
     "InputBlock": "tt_tf.layers", "L2Norm": "tt_tf.layers", "MLPBlock": "tt_tf.layers",
-    "TwoTowerModel": "tt_tf.models.two_tower", "TwoTowerModelV2": "tt_tf.models.two_tower",
+    "TwoTowerModel": "tt_tf.models.two_tower", "TwoTowerModelV2": "tt_tf.models.retrieval",
     "LazyAdam": "tt_tf.training.optimizers",
     "InBatchSampler": "tt_tf.negatives.base", "NegativeSampler": "tt_tf.negatives.base",
     "ColumnSchema": "tt_tf.data.schema", "Schema": "tt_tf.data.schema", "Tags": "tt_tf.data.schema",
     "infer_schema": "tt_tf.data.schema",
+    # Merlin's names (docs/porting-from-merlin.md): adapters over the objects above
+    "InputBlockV2": "tt_tf.inputs.base", "Embeddings": "tt_tf.inputs.embedding",
+    "infer_embedding_dim": "tt_tf.inputs.embedding",
+    "ContrastiveOutput": "tt_tf.outputs.contrastive", "DotProduct": "tt_tf.outputs.base",
+    "InBatchSamplerV2": "tt_tf.outputs.sampling.in_batch",
+    "PopularityBasedSamplerV2": "tt_tf.outputs.sampling.popularity",
+    "PopularityLogitsCorrection": "tt_tf.transforms.bias", "ToTarget": "tt_tf.transforms.features",
+    "RecallAt": "tt_tf.metrics.topk", "NDCGAt": "tt_tf.metrics.topk", "MRRAt": "tt_tf.metrics.topk",
+    "PrecisionAt": "tt_tf.metrics.topk", "AvgPrecisionAt": "tt_tf.metrics.topk",
+    "TopKEncoder": "tt_tf.models.topk_encoder", "Loader": "tt_tf.data.loader", "sample_batch": "tt_tf.data.loader",
 }
 
 __all__ = sorted(_EXPORTS) + ["ensure_legacy_keras", "__version__"]

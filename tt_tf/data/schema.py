@@ -12,7 +12,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,16 +21,49 @@ from tt_tf.data.raw_values import text_token
 
 
 class Tags(str, Enum):
-    """Column tags, as in Merlin's ``Tags``."""
+    """Column tags: Merlin's full set (``merlin.schema.Tags``), same names and values."""
 
-    USER = "user"
-    ITEM = "item"
-    USER_ID = "user_id"
-    ITEM_ID = "item_id"
+    # feature types
     CATEGORICAL = "categorical"
     CONTINUOUS = "continuous"
     LIST = "list"
     SEQUENCE = "sequence"
+    TEXT = "text"
+    TOKENIZED = "tokenized"
+    TIME = "time"
+    EMBEDDING = "embedding"
+    # feature context
+    ID = "id"
+    USER = "user"
+    ITEM = "item"
+    SESSION = "session"
+    CONTEXT = "context"
+    # targets
+    TARGET = "target"
+    REGRESSION = "regression"
+    CLASSIFICATION = "classification"
+    BINARY = "binary"
+    MULTI_CLASS = "multi_class"
+    # compound tags: each stands for the tags it is made of (``COMPOUND_TAGS``)
+    USER_ID = "user_id"
+    ITEM_ID = "item_id"
+    SESSION_ID = "session_id"
+    TEXT_TOKENIZED = "text_tokenized"
+    BINARY_CLASSIFICATION = "binary_classification"
+    MULTI_CLASS_CLASSIFICATION = "multi_class_classification"
+
+
+# as in Merlin: a column tagged user_id is a user column and an id column
+COMPOUND_TAGS = {"user_id": ("user", "id"), "item_id": ("item", "id"), "session_id": ("session", "id"),
+                 "text_tokenized": ("text", "tokenized"), "binary_classification": ("binary", "classification"),
+                 "multi_class_classification": ("multi_class", "classification")}
+
+
+class Domain(NamedTuple):
+    """The integer range of an encoded categorical column, both ends included (Merlin's ``Domain``)."""
+    min: int
+    max: int
+    name: str | None = None
 
 
 _DTYPES = ("int64", "float32", "string")
@@ -38,13 +71,37 @@ _TAG_VALUES = {tag.value for tag in Tags}
 
 
 def _tag_value(tag) -> str:
-    value = tag.value if isinstance(tag, Tags) else str(tag)
+    value = tag.value if isinstance(tag, Enum) else str(tag)
     if value not in _TAG_VALUES:
         raise ValueError(f"unknown tag {value!r}; use one of {sorted(_TAG_VALUES)}")
     return value
 
 
-@dataclasses.dataclass(frozen=True)
+def _components(tag) -> tuple:
+    """A tag as the plain tags it stands for (a compound tag's parts; a plain tag itself)."""
+    value = _tag_value(tag)
+    return COMPOUND_TAGS.get(value, (value,))
+
+
+def raw_dtype_name(dtype) -> str:
+    """One of int64, float32, string for a dtype given the way Merlin users give it (``np.int32``,
+    ``"float"``, ``tf.int64``, ``str``, a numpy dtype)."""
+    if dtype is None:
+        return "int64"
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return dtype
+    name = getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or str(dtype)
+    name = name.lower()
+    if name in ("str", "string", "object", "bytes", "o") or name.startswith(("str", "<u", "unicode")):
+        return "string"
+    if "float" in name or name in ("double", "half"):
+        return "float32"
+    if "int" in name or name == "bool":
+        return "int64"
+    raise ValueError(f"dtype {dtype!r} is not supported; use an integer, float or string dtype")
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class ColumnSchema:
     """One column: name, raw dtype (int64, float32 or string), tags and statistics.
 
@@ -52,26 +109,66 @@ class ColumnSchema:
     first) for categorical and list columns, ``separator`` for list columns encoded as
     ``A|B|C`` strings, ``boundaries``/``mean``/``std``/``fill_value`` for continuous ones,
     ``embedding_table`` to share a table with another column (e.g. a history of item ids
-    sharing the item-id table) and ``max_length`` to keep the last N list entries.
+    sharing the item-id table) and ``max_length`` to keep the last N list entries. A column
+    already encoded as contiguous integers (Merlin's data) has ``domain`` (``{"min", "max"}``,
+    read as ``int_domain``) instead of a vocabulary.
+
+    Merlin's signature works too: ``ColumnSchema(name, tags=..., properties=..., dtype=...,
+    is_list=..., is_ragged=...)``, with a list of tags as second positional argument and numpy
+    dtypes; ``is_list=True`` adds ``Tags.LIST``.
+
+    Example:
+        >>> column = ColumnSchema("movieId", tags=[Tags.ITEM_ID, Tags.CATEGORICAL], dtype=np.int32,
+        ...                       properties={"domain": {"min": 0, "max": 1681}})
+        >>> column.dtype, column.int_domain.max, column.has(Tags.ITEM), column.is_list
+        ('int64', 1681, True, False)
     """
 
     name: str
     dtype: str
-    tags: tuple = ()
-    properties: Mapping = dataclasses.field(default_factory=dict)
+    tags: tuple
+    properties: Mapping
 
-    def __post_init__(self):
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"column {self.name!r}: dtype must be one of {_DTYPES}, got {self.dtype!r}")
-        object.__setattr__(self, "tags", tuple(dict.fromkeys(_tag_value(t) for t in self.tags)))
-        object.__setattr__(self, "properties", dict(self.properties))
+    def __init__(self, name, dtype=None, tags=(), properties=None, is_list=None, is_ragged=None, dims=None):
+        if isinstance(dtype, (list, tuple, set)) or (isinstance(dtype, Enum) and not isinstance(dtype, str)):
+            dtype, tags = None, dtype  # Merlin's positional order: (name, tags, properties, dtype)
+        elif isinstance(dtype, Tags):
+            dtype, tags = None, [dtype]
+        if isinstance(tags, (str, Enum)):
+            tags = [tags]
+        tags = [_tag_value(t) for t in (tags or ())]
+        if is_list and Tags.LIST.value not in tags:
+            tags.append(Tags.LIST.value)
+        name_of_dtype = raw_dtype_name(dtype)
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "dtype", name_of_dtype)
+        object.__setattr__(self, "tags", tuple(dict.fromkeys(tags)))
+        object.__setattr__(self, "properties", dict(properties or {}))
 
     def has(self, *tags) -> bool:
-        return all(_tag_value(t) in self.tags for t in tags)
+        """Whether the column carries every one of ``tags`` (a compound tag, all its parts)."""
+        own = set(self.tags).union(*(COMPOUND_TAGS.get(t, ()) for t in self.tags))
+        return all(value in own for tag in tags for value in _components(tag))
 
     @property
     def is_feature(self) -> bool:
         return self.has(Tags.CATEGORICAL) or self.has(Tags.CONTINUOUS)
+
+    @property
+    def is_list(self) -> bool:
+        return self.has(Tags.LIST)
+
+    @property
+    def is_ragged(self) -> bool:
+        return self.is_list
+
+    @property
+    def int_domain(self) -> Domain | None:
+        """The encoded id range (``properties["domain"]``), or None for a column with a vocabulary."""
+        domain = self.properties.get("domain")
+        if domain is None:
+            return None
+        return Domain(int(domain.get("min", 0)), int(domain["max"]), domain.get("name", self.name))
 
     @property
     def vocabulary(self) -> list:
@@ -83,10 +180,16 @@ class ColumnSchema:
         return self.properties.get("embedding_table", self.name)
 
     def with_tags(self, *tags) -> "ColumnSchema":
-        return dataclasses.replace(self, tags=tuple(self.tags) + tuple(_tag_value(t) for t in tags))
+        if len(tags) == 1 and isinstance(tags[0], (list, tuple, set)):
+            tags = tuple(tags[0])
+        return ColumnSchema(self.name, self.dtype, tuple(self.tags) + tuple(_tag_value(t) for t in tags),
+                            self.properties)
 
-    def with_properties(self, **properties) -> "ColumnSchema":
-        return dataclasses.replace(self, properties={**self.properties, **properties})
+    def with_properties(self, properties=None, **more) -> "ColumnSchema":
+        return ColumnSchema(self.name, self.dtype, self.tags, {**self.properties, **(properties or {}), **more})
+
+    def with_name(self, name) -> "ColumnSchema":
+        return ColumnSchema(name, self.dtype, self.tags, self.properties)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "tags": list(self.tags),
@@ -127,6 +230,10 @@ class Schema:
         return name in self._columns
 
     def __getitem__(self, name) -> ColumnSchema:
+        if isinstance(name, (list, tuple)):
+            return self.select_by_name(list(name))
+        if isinstance(name, int):
+            return list(self._columns.values())[name]
         try:
             return self._columns[name]
         except KeyError:
@@ -141,15 +248,40 @@ class Schema:
     def __repr__(self):
         return "Schema(" + ", ".join(f"{c.name}:{'/'.join(c.tags)}" for c in self) + ")"
 
-    def select_by_tag(self, *tags) -> "Schema":
-        """Columns that carry all of ``tags``."""
-        return Schema(c for c in self if c.has(*tags))
+    def select_by_tag(self, tags, pred_fn=None) -> "Schema":
+        """Columns that carry ANY of ``tags`` (one tag or a list), as Merlin selects: a compound
+        tag stands for its parts (``ITEM_ID`` = ``ITEM`` and ``ID``), and a single compound tag
+        asks for all of them. ``pred_fn=all`` asks for every tag of the list."""
+        wanted, single_compound = _selection(tags)
+        pred_fn = all if single_compound else (pred_fn or any)
+        return Schema(c for c in self if pred_fn(c.has(t) for t in wanted))
 
-    def remove_by_tag(self, *tags) -> "Schema":
-        return Schema(c for c in self if not c.has(*tags))
+    def excluding_by_tag(self, tags, pred_fn=None) -> "Schema":
+        """The columns ``select_by_tag`` would not select."""
+        selected = set(self.select_by_tag(tags, pred_fn).column_names)
+        return Schema(c for c in self if c.name not in selected)
+
+    remove_by_tag = excluding_by_tag
 
     def select_by_name(self, *names) -> "Schema":
-        return Schema(self[n] for n in names)
+        """The named columns, in the order given (a name, several, or one list of them)."""
+        return Schema(self[n] for n in _names(names))
+
+    def excluding_by_name(self, *names) -> "Schema":
+        dropped = set(_names(names))
+        return Schema(c for c in self if c.name not in dropped)
+
+    remove_col = excluding_by_name
+
+    @property
+    def first(self) -> ColumnSchema:
+        if not len(self):
+            raise ValueError("the schema is empty: it has no first column")
+        return next(iter(self))
+
+    @property
+    def column_schemas(self) -> dict:
+        return dict(self._columns)
 
     def replace(self, column: ColumnSchema) -> "Schema":
         return Schema(column if c.name == column.name else c for c in self)
@@ -176,6 +308,20 @@ class Schema:
             text = Path(path_or_text).read_text()
         data = json.loads(text)
         return cls(ColumnSchema.from_dict(c) for c in data["columns"])
+
+
+def _selection(tags) -> tuple:
+    """``(plain tags to match, whether one compound tag was given)``."""
+    if not isinstance(tags, (list, tuple, set)):
+        tags = [tags]
+    parts = list(dict.fromkeys(part for tag in tags for part in _components(tag)))
+    return parts, len(tags) == 1 and len(parts) > 1
+
+
+def _names(names) -> list:
+    if len(names) == 1 and isinstance(names[0], (list, tuple)):
+        names = names[0]
+    return [n.name if isinstance(n, ColumnSchema) else n for n in names]
 
 
 def _jsonable(value):

@@ -15,7 +15,10 @@ class InputBlock(keras.layers.Layer):
     """Embeds every feature column of a schema and concatenates the results.
 
     Categorical columns go through a string lookup (vocabulary from the schema, one OOV
-    bucket) into an embedding table; list columns (``A|B|C`` strings) are split and pooled;
+    bucket) into an embedding table; columns already encoded as integers (a schema ``domain``
+    and no vocabulary, as Merlin's data comes) index their table directly, ids outside the
+    domain reading row 0 (Merlin's padding and null id); continuous columns without statistics
+    (Merlin's, normalised beforehand) enter as their value; list columns (``A|B|C`` strings) are split and pooled;
     continuous columns are bucketised into an embedding and/or normalised. NaN continuous
     values take the column's training median. Columns whose schema names the same
     ``embedding_table`` share one table (e.g. the user's history of item ids and the item id).
@@ -83,7 +86,9 @@ class InputBlock(keras.layers.Layer):
         # checkpoints and refuses to save one that was mutated after assignment.
         tables, lookups, table_vocab = dict(embedding_tables or {}), {}, {}
         for column in self.feature_schema:
-            if column.has(Tags.CATEGORICAL):
+            if column.has(Tags.CATEGORICAL) and _encoded(column):
+                self._add_table(tables, column.embedding_table, column.int_domain.max + 1)
+            elif column.has(Tags.CATEGORICAL):
                 vocab = column.vocabulary or ["<none>"]
                 table = column.embedding_table
                 if table_vocab.setdefault(table, vocab) != vocab:
@@ -100,7 +105,7 @@ class InputBlock(keras.layers.Layer):
                         vocabulary=list(column.properties["action_vocabulary"]), num_oov_indices=1,
                         name=f"action_lookup_{column.name}")
                 self._add_table(tables, table, len(vocab) + 1)
-            elif self.continuous_encoding in ("bucketize", "both"):
+            elif self.continuous_encoding in ("bucketize", "both") and not _raw_continuous(column):
                 self._add_table(tables, column.name, len(column.properties["boundaries"]) + 1)
         self.tables = tables
         self.lookups = lookups
@@ -125,6 +130,8 @@ class InputBlock(keras.layers.Layer):
         for column in self.feature_schema:
             if column.has(Tags.CATEGORICAL):
                 dim += self.tables[column.embedding_table].output_dim * (2 if self._attends(column) else 1)
+            elif _raw_continuous(column):
+                dim += 1
             else:
                 if self.continuous_encoding in ("bucketize", "both"):
                     dim += self.tables[column.name].output_dim
@@ -138,11 +145,29 @@ class InputBlock(keras.layers.Layer):
             self.add_loss(self.embeddings_l2 * tf.reduce_mean(tf.reduce_sum(tf.square(vectors), -1)))
         return vectors
 
+    def _encoded_ids(self, column, ids):
+        """Encoded ids as table rows: ids outside the column's domain read row 0."""
+        ids = tf.cast(ids, tf.int64)
+        return tf.where((ids >= 0) & (ids <= column.int_domain.max), ids, tf.zeros_like(ids))
+
+    def _encoded_list(self, column, values) -> tf.RaggedTensor:
+        """An encoded list column as ragged ids: ragged as given, or dense and padded with 0."""
+        if not isinstance(values, tf.RaggedTensor):
+            values = tf.convert_to_tensor(values)
+            if values.dtype == tf.string:
+                tokens = split_list(values, column.properties.get("separator", "|"), None)
+                values = tokens.with_flat_values(tf.strings.to_number(tokens.flat_values, tf.int64))
+            else:
+                values = tf.RaggedTensor.from_tensor(tf.reshape(values, [tf.shape(values)[0], -1]), padding=0)
+        max_length = column.properties.get("max_length")
+        values = values[:, -max_length:] if max_length else values
+        return values.with_flat_values(self._encoded_ids(column, values.flat_values))
+
     def _encode_list(self, column, values, training):
+        if _encoded(column):
+            return self._pool(column, self._dropped(self._encoded_list(column, values), training), None, training)
         tokens = split_list(values, column.properties.get("separator", "|"), column.properties.get("max_length"))
-        if training and self.list_dropout:
-            keep = tf.random.uniform(tf.shape(tokens.flat_values)) >= self.list_dropout
-            tokens = tf.ragged.boolean_mask(tokens, tokens.with_flat_values(keep))
+        tokens = self._dropped(tokens, training)
         actions = None
         if column.name in self.action_lookups:
             # "item:action" -> item token and action id (0 = no or unknown action)
@@ -150,7 +175,16 @@ class InputBlock(keras.layers.Layer):
                                                                                    shape=[None, 2])
             tokens = tokens.with_flat_values(pairs[:, 0])
             actions = tokens.with_flat_values(self.action_lookups[column.name](pairs[:, 1]))
-        ids = tokens.with_flat_values(self.lookups[column.name](tokens.flat_values))
+        return self._pool(column, tokens.with_flat_values(self.lookups[column.name](tokens.flat_values)), actions,
+                          training)
+
+    def _dropped(self, tokens: tf.RaggedTensor, training) -> tf.RaggedTensor:
+        if not (training and self.list_dropout):
+            return tokens
+        keep = tf.random.uniform(tf.shape(tokens.flat_values)) >= self.list_dropout
+        return tf.ragged.boolean_mask(tokens, tokens.with_flat_values(keep))
+
+    def _pool(self, column, ids, actions, training):
         vectors = ids.with_flat_values(self._embed(column.embedding_table, ids.flat_values))
         if self._attends(column):
             return self.history_encoder(vectors, actions=actions, training=training)
@@ -164,6 +198,8 @@ class InputBlock(keras.layers.Layer):
 
     def _encode_continuous(self, column, values):
         values = tf.reshape(tf.cast(values, tf.float32), [-1])
+        if _raw_continuous(column):  # no statistics (Merlin's data comes normalised): the value itself
+            return [tf.where(tf.math.is_nan(values), 0.0, values)[:, None]]
         props = column.properties
         values = tf.where(tf.math.is_nan(values), tf.cast(props["fill_value"], tf.float32), values)
         parts = []
@@ -184,6 +220,8 @@ class InputBlock(keras.layers.Layer):
             values = features[column.name]
             if column.has(Tags.LIST):
                 parts.append(self._encode_list(column, values, training))
+            elif column.has(Tags.CATEGORICAL) and _encoded(column):
+                parts.append(self._embed(column.embedding_table, self._encoded_ids(column, tf.reshape(values, [-1]))))
             elif column.has(Tags.CATEGORICAL):
                 parts.append(self._embed(column.embedding_table, self.lookups[column.name](as_tokens(values))))
             else:
@@ -199,6 +237,16 @@ class InputBlock(keras.layers.Layer):
                       embeddings_l2=self.embeddings_l2,
                       history_encoder=keras.layers.serialize(self.history_encoder) if self.history_encoder else None)
         return config
+
+
+def _raw_continuous(column) -> bool:
+    """Whether a continuous column comes without the statistics bucketising or normalising needs."""
+    return "boundaries" not in column.properties and "mean" not in column.properties
+
+
+def _encoded(column) -> bool:
+    """Whether a categorical column arrives as integer ids of a known domain (no vocabulary)."""
+    return column.int_domain is not None and not column.vocabulary
 
 
 def _to_json(schema_dict) -> str:

@@ -66,9 +66,17 @@ class Encoder(keras.Model):
             x = self.post(x)
         return x
 
-    def encode(self, data, batch_size: int = 4096) -> np.ndarray:
-        """Vectors for every row of ``data`` (a DataFrame of raw columns, or a ``tf.data`` dataset
-        of feature dicts), in order, as a float32 numpy array."""
+    def encode(self, data, index=None, batch_size: int = 4096):
+        """Vectors for every row of ``data``, in order: a float32 numpy array for a DataFrame of raw
+        columns or a ``tf.data`` dataset of feature dicts; for a ``tt_tf.io.Dataset`` or ``Loader``
+        (Merlin's call, ``encode(dataset, index=Tags.ITEM_ID, batch_size=...)``) a ``Dataset`` with
+        one column per dimension (``"0"``, ``"1"``, ...), indexed by the ``index`` column."""
+        from tt_tf.data.loader import Loader
+        from tt_tf.io.dataset import Dataset
+        if isinstance(data, Loader):
+            batch_size, data = data.batch_size, data.dataset
+        if isinstance(data, Dataset) or index is not None:
+            return self._encode_dataset(Dataset(data) if isinstance(data, pd.DataFrame) else data, index, batch_size)
         if isinstance(data, pd.DataFrame):
             from tt_tf.data.tables import feature_dict
             data = tf.data.Dataset.from_tensor_slices(feature_dict(data, self.schema)).batch(batch_size)
@@ -84,6 +92,30 @@ class Encoder(keras.Model):
         if not parts:
             return np.zeros((0, self.output_dim), np.float32)
         return np.concatenate(parts).astype(np.float32)
+
+    def _encode_dataset(self, dataset, index, batch_size: int):
+        from tt_tf.data.loader import Loader
+        from tt_tf.io.dataset import Dataset
+        from tt_tf.models.retrieval import _column_name
+        if not isinstance(dataset, Dataset):
+            raise ValueError(f"encode(index=...) takes a tt_tf.io.Dataset, a Loader or a DataFrame, got "
+                             f"{type(dataset).__name__}")
+        missing = [name for name in self.schema.column_names if name not in dataset.schema]
+        if missing:
+            raise ValueError(f"the dataset lacks the tower's columns {missing} (its schema: "
+                             f"{dataset.schema.column_names})")
+        loader = Loader(dataset, batch_size=batch_size, shuffle=False, schema=dataset.schema.select_by_name(
+            self.schema.column_names))
+        vectors = self.encode(loader.to_tf_dataset(), batch_size=batch_size)
+        frame = pd.DataFrame(vectors, columns=[str(i) for i in range(vectors.shape[1])])
+        if index is not None:
+            name = _column_name(dataset.schema, index)
+            frame.index = pd.Index(dataset.compute()[name].to_numpy(), name=name)
+        return Dataset(frame)
+
+    def batch_predict(self, dataset, batch_size: int, output_schema=None, index=None, **kwargs):
+        """Merlin's name of ``encode`` on a Dataset or Loader."""
+        return self.encode(dataset, index=index, batch_size=batch_size)
 
     @property
     def output_dim(self) -> int:

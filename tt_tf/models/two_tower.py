@@ -8,11 +8,16 @@ import tensorflow_recommenders as tfrs
 from tt_tf._keras import keras, tf
 from tt_tf.data.schema import Tags
 from tt_tf.layers.tokens import as_tokens, fingerprints
+from tt_tf.metrics.topk import RecallAt
 from tt_tf.models.contrastive import contrastive_rows, excluded_columns
 from tt_tf.models.encoder import Encoder
+from tt_tf.models.retrieval import RetrievalMethods
 from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
 from tt_tf.negatives.memory import CrossBatchMemory
+
+
+LOSS_KEYS = ("loss", "regularization_loss", "total_loss")
 
 
 class LogitsInputs(NamedTuple):
@@ -94,7 +99,7 @@ def _multi_replica_context():
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
-class TwoTowerModel(tfrs.models.Model):
+class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
     """A query tower and a candidate tower trained with a temperature-scaled softmax over
     the positives and the samplers' negatives (Merlin's ``TwoTowerModelV2`` arguments).
 
@@ -132,7 +137,8 @@ class TwoTowerModel(tfrs.models.Model):
             sampler brought them. The row's own positive is never masked.
         num_hard_negatives: keep only the k highest-scoring negatives per row (None: all).
         in_batch_metrics_k: K of the in-batch recall metrics shown during ``fit``; they rank
-            among the batch's columns only and change with batch size.
+            among the batch's columns only and change with batch size. ``compile(metrics=
+            [RecallAt(10), NDCGAt(10), ...])`` replaces them (Merlin's keys, still in-batch).
         unique_candidates: run the candidate tower and score each distinct positive of the
             batch once, its column counted as often as the item occurs (the same loss and
             gradients as one column per row for a deterministic candidate tower; with dropout
@@ -183,8 +189,10 @@ class TwoTowerModel(tfrs.models.Model):
         self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
         self.unique_candidates = bool(unique_candidates)
-        # One Mean per K: the in-batch recall shown during fit (tracked as the model's metrics)
-        self.in_batch_recall = [keras.metrics.Mean(name=f"in_batch_recall_at_{k}") for k in self.in_batch_metrics_k]
+        # the in-batch ranking metrics shown during fit (tracked as the model's metrics)
+        self.rank_metrics = [RecallAt(k, name="in_batch_recall_at") for k in self.in_batch_metrics_k]
+        # the losses shown are epoch means, as Keras shows a compiled loss (TFRS shows the last batch's)
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_KEYS}
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)
@@ -366,11 +374,13 @@ class TwoTowerModel(tfrs.models.Model):
         if sample_weight is not None:
             loss = loss * tf.cast(tf.reshape(sample_weight, [-1]), loss.dtype)
         if compute_batch_metrics:
-            for k, metric in zip(self.in_batch_metrics_k, self.in_batch_recall):
-                metric.update_state(tf.cast(losses.rank < k, tf.float32), sample_weight=sample_weight)
+            for metric in self.rank_metrics:
+                metric.update_from_ranks(losses.rank, sample_weight=sample_weight)
         return tf.reduce_sum(loss) / tf.cast(tf.maximum(global_rows, 1), loss.dtype)
 
     def compute_loss(self, features, training=False):
+        if isinstance(features, tuple):  # (features, targets) from a Loader: the targets play no part
+            features = features[0]
         return self.contrastive_loss(self.logits_inputs(features, training=training))
 
     def contrastive_loss(self, inputs: LogitsInputs, sample_weight=None):
@@ -441,7 +451,4 @@ class TwoTowerModel(tfrs.models.Model):
         return cls(**config)
 
 
-# Merlin code ports by changing the import.
-TwoTowerModelV2 = TwoTowerModel
-
-__all__ = ["TwoTowerModel", "TwoTowerModelV2", "Encoder"]
+__all__ = ["TwoTowerModel", "Encoder"]

@@ -7,21 +7,28 @@ from tt_tf._keras import keras, tf
 from tt_tf.layers.tokens import HashIndex, as_tokens, fingerprint_index
 from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
-DISTRIBUTIONS = ("uniform", "weighted", "log_uniform")
+DISTRIBUTIONS = ("uniform", "weighted", "log_uniform", "log_uniform_ids")
 
 
-def sampling_weights(num_items: int, distribution: str, weights=None) -> np.ndarray:
+def sampling_weights(num_items: int, distribution: str, weights=None, ids=None) -> np.ndarray:
     """Unnormalised draw weights per item.
 
     ``uniform``: 1 each. ``weighted``: the given weights (e.g. popularity counts).
     ``log_uniform``: Zipf over popularity rank as TensorFlow's log-uniform candidate
     sampler, ``w(rank k) = log((k + 2) / (k + 1))``, ranks by ``weights`` descending (by
     table order without weights) -- popular items often, the tail still reachable.
+    ``log_uniform_ids``: the same law over the integer ``ids`` themselves (Merlin's
+    ``PopularityBasedSamplerV2``: encoded ids count from the most frequent value).
     """
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     if distribution == "uniform":
         return np.ones(num_items)
+    if distribution == "log_uniform_ids":
+        ids = np.asarray(ids, dtype=np.float64)
+        if ids.shape != (num_items,) or (ids < 0).any():
+            raise ValueError("distribution='log_uniform_ids' needs one integer id >= 0 per item")
+        return np.log((ids + 2.0) / (ids + 1.0))
     if weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (num_items,) or not np.isfinite(weights).all() or (weights <= 0).any():
@@ -63,6 +70,9 @@ class CatalogueSampler(NegativeSampler):
         num_items, num_ids, feature_specs: instead of ``item_features``, the shape of an empty
             sampler (items, distinct ids, each column's dtype and inner shape) whose weights are
             set afterwards (what ``from_config`` does).
+        id_range: ``(min_id, max_id)``: only items whose integer id lies in it are drawn.
+        deferred: no catalogue yet: ``attach_catalogue`` gives it before training (what
+            ``fit`` on a Dataset does for Merlin's ``PopularityBasedSamplerV2``).
 
     Example:
         >>> sampler = CatalogueSampler({"item_id": np.array([b"a", b"b", b"c"])}, "item_id", num_negatives=2)
@@ -73,8 +83,49 @@ class CatalogueSampler(NegativeSampler):
     def __init__(self, item_features: dict | None = None, id_feature: str = "item_id", num_negatives: int = 256,
                  num_eval_negatives: int = 0, distribution: str = "uniform", item_weights=None,
                  num_items: int | None = None, num_ids: int | None = None, feature_specs: dict | None = None,
-                 **kwargs):
+                 id_range=None, deferred: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if int(num_negatives) < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives!r}")
+        if int(num_eval_negatives) < 0:
+            raise ValueError(f"num_eval_negatives must be >= 0, got {num_eval_negatives!r}")
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+        self.id_feature = id_feature
+        self.num_negatives = int(num_negatives)
+        self.num_eval_negatives = int(num_eval_negatives)
+        self.distribution = distribution
+        self.id_range = None if id_range is None else (int(id_range[0]), int(id_range[1]))
+        self.deferred = item_features is None and num_items is None and bool(deferred)
+        if self.deferred:
+            self.num_items = self.num_ids = None
+            self.feature_specs = {}
+            return
+        self._set_catalogue(item_features, item_weights, num_items, num_ids, feature_specs)
+
+    @property
+    def has_catalogue(self) -> bool:
+        return self.num_items is not None
+
+    def attach_catalogue(self, item_features: dict, item_weights=None, id_feature=None) -> "CatalogueSampler":
+        """Give a deferred sampler its catalogue (before the model is built): raw candidate
+        features by column, with dense arrays (list columns padded); items whose id is outside
+        ``id_range`` are left out. ``id_feature`` renames the id column the sampler reads."""
+        if self.has_catalogue:
+            raise ValueError("this sampler already has its catalogue")
+        self.id_feature = id_feature or self.id_feature
+        item_features = {name: np.asarray(values) for name, values in item_features.items()}
+        if self.id_range is not None and self.id_feature in item_features:
+            ids = item_features[self.id_feature]
+            keep = (ids >= self.id_range[0]) & (ids <= self.id_range[1])
+            item_features = {name: values[keep] for name, values in item_features.items()}
+            item_weights = None if item_weights is None else np.asarray(item_weights)[keep]
+        self.deferred = False
+        self._set_catalogue(item_features, item_weights, None, None, None)
+        return self
+
+    def _set_catalogue(self, item_features, item_weights, num_items, num_ids, feature_specs):
+        id_feature = self.id_feature
         if item_features is None:
             if num_items is None or num_ids is None or not feature_specs or id_feature not in feature_specs:
                 raise ValueError("pass item_features (column -> values, holding id_feature), or num_items, num_ids "
@@ -88,17 +139,10 @@ class CatalogueSampler(NegativeSampler):
         lengths = {len(values) for values in item_features.values()}
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError("item_features columns must be non-empty and of one length")
-        if int(num_negatives) < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives!r}")
-        if int(num_eval_negatives) < 0:
-            raise ValueError(f"num_eval_negatives must be >= 0, got {num_eval_negatives!r}")
-        self.id_feature = id_feature
-        self.num_negatives = int(num_negatives)
-        self.num_eval_negatives = int(num_eval_negatives)
-        self.distribution = distribution
         self.num_items = lengths.pop()
         weights = None if item_weights is None else np.asarray(item_weights, dtype=np.float64)
-        log_weights = np.log(sampling_weights(self.num_items, distribution, weights)) if num_items is None \
+        log_weights = np.log(sampling_weights(self.num_items, self.distribution, weights,
+                                              ids=item_features[id_feature])) if num_items is None \
             else np.zeros(self.num_items)
         # tf.Variables set as attributes are the layer's (non-trainable) weights
         self._features = {name: tf.Variable(values, trainable=False, name=f"feature_{name}")
@@ -123,6 +167,9 @@ class CatalogueSampler(NegativeSampler):
 
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         count = self.num_negatives if training else self.num_eval_negatives
+        if not self.has_catalogue:
+            raise ValueError("CatalogueSampler has no catalogue yet: call attach_catalogue(item_features), or fit "
+                             "on a tt_tf.io.Dataset, which attaches the training data's items")
         if count == 0:
             return no_negatives(positive_embeddings)
         if candidate_tower is None:
@@ -143,6 +190,7 @@ class CatalogueSampler(NegativeSampler):
     def get_config(self):
         return {**super().get_config(), "id_feature": self.id_feature, "num_negatives": self.num_negatives,
                 "num_eval_negatives": self.num_eval_negatives, "distribution": self.distribution,
-                "num_items": self.num_items, "num_ids": self.num_ids,
+                "num_items": self.num_items, "num_ids": self.num_ids, "id_range": self.id_range,
+                "deferred": self.deferred,
                 "feature_specs": {name: {"dtype": spec["dtype"], "shape": list(spec["shape"])}
                                   for name, spec in self.feature_specs.items()}}

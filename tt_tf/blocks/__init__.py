@@ -1,0 +1,1 @@
+"""Merlin's ``merlin.models.tf.blocks`` module paths."""

@@ -1,0 +1,1 @@
+"""Merlin's ``merlin.models.tf.core`` module paths."""

@@ -1,0 +1,1 @@
+"""Merlin's ``merlin.models.tf.inputs``: ``Embeddings`` and ``InputBlockV2`` over ``InputBlock``."""

@@ -1,0 +1,1 @@
+"""Top-K ranking metrics with Merlin's names (``merlin.models.tf.metrics``)."""

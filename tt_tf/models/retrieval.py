@@ -1,0 +1,201 @@
+"""Merlin's retrieval-model surface over tt_tf's one model: ``TwoTowerModelV2`` and the methods
+of Merlin's ``RetrievalModelV2`` (``RetrievalMethods``, mixed into ``TwoTowerModel``).
+
+``TwoTowerModelV2`` builds a ``TwoTowerModel`` from Merlin's arguments (its ``outputs``, a
+``ContrastiveOutput``, says which negatives, temperature and corrections). The methods let a
+Merlin program drive it: ``compile(metrics=[RecallAt(10), ...])``, ``fit``/``evaluate`` on a
+``tt_tf.io.Dataset`` or ``Loader`` with ``batch_size``, ``query_encoder``/``candidate_encoder``,
+``query_embeddings``/``candidate_embeddings`` and ``to_top_k_encoder``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import tf
+from tt_tf.data.loader import as_tf_dataset, column_tensor, keras_arguments
+from tt_tf.data.schema import ColumnSchema, Schema, Tags
+from tt_tf.metrics.topk import TopKMetric
+
+
+def _column_name(schema: Schema, index) -> str:
+    """The one column ``index`` names (a name, a ``ColumnSchema``, a ``Schema`` or a tag)."""
+    if isinstance(index, ColumnSchema):
+        return index.name
+    if isinstance(index, Schema):
+        selected = index
+    elif isinstance(index, str) and index in schema:
+        return index
+    else:
+        selected = schema.select_by_tag(index)
+    if len(selected) != 1:
+        raise ValueError(f"index must name exactly one column; {index!r} selects {selected.column_names}")
+    return selected.first.name
+
+
+def dense_catalogue(frame: pd.DataFrame, schema: Schema) -> dict:
+    """Raw candidate features of a table as dense arrays, list columns padded with 0 (what a
+    catalogue sampler keeps in its weights)."""
+    out = {}
+    for column in schema:
+        if not column.is_feature:
+            continue
+        values = column_tensor(frame[column.name], column)
+        out[column.name] = (values.to_tensor(0) if column.is_list else values).numpy()
+    return out
+
+
+class RetrievalMethods:
+    """Merlin's ``RetrievalModelV2`` methods; the class they join holds ``query_tower``,
+    ``candidate_tower``, ``candidate_id_feature``, ``negative_samplers`` and ``rank_metrics``."""
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Keras's ``compile``. ``metrics``: ``RecallAt``, ``NDCGAt``, ``MRRAt``, ``PrecisionAt``,
+        ``AvgPrecisionAt`` (in-batch during ``fit`` and ``evaluate``, as in Merlin); they replace
+        the default in-batch recall. The loss is the model's own: ``loss`` must stay None."""
+        if loss is not None:
+            raise ValueError("compile(loss=...): the two-tower model trains its contrastive loss; leave loss=None "
+                             "and choose negatives with negative_samplers or ContrastiveOutput")
+        if metrics is not None:
+            metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+            wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
+            if wrong:
+                raise ValueError(f"compile(metrics=...) takes top-K metrics (RecallAt, NDCGAt, MRRAt, PrecisionAt, "
+                                 f"AvgPrecisionAt); got {wrong}")
+            replaced = {id(m) for m in self.rank_metrics}
+            self._metrics = [m for m in self._metrics if id(m) not in replaced]  # Keras tracks the old ones
+            self.rank_metrics = metrics
+        return super().compile(optimizer=optimizer, **kwargs)
+
+    def train_step(self, inputs):
+        return self._epoch_means(super().train_step(inputs), inputs)
+
+    def test_step(self, inputs):
+        return self._epoch_means(super().test_step(inputs), inputs)
+
+    def _epoch_means(self, logs, inputs):
+        """TFRS's logs hold the batch's loss: replaced by the mean over the epoch so far, by rows."""
+        features = inputs[0] if isinstance(inputs, tuple) else inputs
+        first = tf.nest.flatten(features)[0]
+        rows = tf.cast(first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first)[0], tf.float32)
+        for name, tracker in self.loss_trackers.items():
+            tracker.update_state(logs[name], sample_weight=rows)
+            logs[name] = tracker.result()
+        return logs
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True, **kwargs):
+        """Keras's ``fit``, also on a ``tt_tf.io.Dataset``, a ``Loader`` or a DataFrame (batched by
+        ``batch_size``, validation data too). A catalogue sampler still without items (Merlin's
+        ``PopularityBasedSamplerV2``) gets the training data's distinct candidates first."""
+        self._attach_catalogues(x)
+        data, batch_size = keras_arguments(x, batch_size, shuffle)
+        validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
+        self._remember_inputs(data)
+        return super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
+                           shuffle=shuffle, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        data, batch_size = keras_arguments(x, batch_size, False)
+        return super().evaluate(data, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        data, batch_size = keras_arguments(x, batch_size, False)
+        return super().predict(data, batch_size=batch_size, **kwargs)
+
+    def _remember_inputs(self, data):
+        """Keras saves a model only once it knows its inputs; fit never calls the model itself."""
+        if getattr(self, "_saved_model_inputs_spec", None) is None and hasattr(data, "element_spec"):
+            spec = data.element_spec
+            self._set_save_spec(spec[0] if isinstance(spec, tuple) else spec)
+
+    def _attach_catalogues(self, data):
+        from tt_tf.io.dataset import Dataset
+        waiting = [s for s in self.negative_samplers if getattr(s, "has_catalogue", True) is False]
+        if not waiting:
+            return
+        if not isinstance(data, (Dataset, pd.DataFrame)) and not hasattr(data, "dataset"):
+            raise ValueError("a catalogue sampler without items (PopularityBasedSamplerV2) takes them from the "
+                             "training data: fit on a tt_tf.io.Dataset or Loader, or call attach_catalogue first")
+        dataset = data if isinstance(data, Dataset) else getattr(data, "dataset", None) or Dataset(data)
+        schema = self.candidate_tower.schema
+        frame = dataset.compute().drop_duplicates(self.candidate_id_feature)
+        frame = frame.sort_values(self.candidate_id_feature, kind="stable")
+        for sampler in waiting:
+            sampler.attach_catalogue(dense_catalogue(frame, schema), id_feature=self.candidate_id_feature)
+
+    @property
+    def query_encoder(self):
+        return self.query_tower
+
+    @property
+    def candidate_encoder(self):
+        return self.candidate_tower
+
+    def query_embeddings(self, dataset=None, index=None, batch_size: int = 4096, **kwargs):
+        """The query tower's vectors of ``dataset``'s rows: a ``tt_tf.io.Dataset`` indexed by the
+        ``index`` column (a tag, name or column schema), one column per dimension."""
+        return self.query_tower.encode(dataset, index=index, batch_size=batch_size)
+
+    def candidate_embeddings(self, data=None, index=None, batch_size: int = 4096, **kwargs):
+        """The candidate tower's vectors of ``data``'s rows, as ``query_embeddings``."""
+        return self.candidate_tower.encode(data, index=index, batch_size=batch_size)
+
+    def to_top_k_encoder(self, candidates=None, candidate_id=Tags.ITEM_ID, strategy="brute-force-topk", k: int = 10,
+                         **kwargs):
+        """A ``TopKEncoder``: the query tower and every candidate of ``candidates`` (raw candidate
+        features, one row per candidate) encoded once, for full-catalogue top-``k``."""
+        from tt_tf.models.topk_encoder import TopKEncoder
+        if candidates is None:
+            raise ValueError("to_top_k_encoder needs candidates: the candidate features, one row per candidate "
+                             "(e.g. unique_rows_by_features(train, Tags.ITEM, Tags.ITEM_ID))")
+        embeddings = self.candidate_embeddings(candidates, index=candidate_id, **kwargs)
+        target = _column_name(self.candidate_tower.schema, candidate_id)
+        return TopKEncoder(self.query_encoder, topk_layer=strategy, candidates=embeddings, k=k, target=target)
+
+
+def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID, outputs=None,
+                    logits_temperature: float = 1.0, negative_samplers=None, schema: Schema | None = None, **kwargs):
+    """Merlin's ``TwoTowerModelV2``: a ``TwoTowerModel`` from Merlin's arguments.
+
+    Args:
+        query_tower, candidate_tower: ``Encoder`` towers.
+        candidate_id_tag: the tag of the candidate id column in the candidate tower's schema.
+        outputs: a ``ContrastiveOutput`` (its samplers, temperature and corrections win), or None.
+        logits_temperature: used without ``outputs``.
+        negative_samplers: used without ``outputs``; None means ``"in-batch"``.
+        schema: the schema of every input feature (kept for reference, as Merlin does).
+        **kwargs: without ``outputs``, ``ContrastiveOutput``'s arguments
+            (``logq_sampling_correction``, ``downscore_false_negatives``, ...) and then
+            ``TwoTowerModel``'s.
+
+    Example:
+        >>> model = TwoTowerModelV2(query, candidate)
+        >>> [type(s).__name__ for s in model.negative_samplers], model.logits_temperature
+        (['InBatchSampler'], 1.0)
+    """
+    from tt_tf.models.encoder import Encoder
+    from tt_tf.models.two_tower import TwoTowerModel
+    from tt_tf.outputs.contrastive import ContrastiveOutput
+    for name, tower in (("query_tower", query_tower), ("candidate_tower", candidate_tower)):
+        if not isinstance(tower, Encoder):
+            raise ValueError(f"{name} must be an Encoder (e.g. Encoder(schema.select_by_tag(Tags.USER), "
+                             f"MLPBlock([64]))), got {type(tower).__name__}")
+    if schema is not None and not isinstance(schema, Schema):
+        raise ValueError(f"schema must be a Schema or None, got {type(schema).__name__}")
+    if outputs is None:
+        own = {key: kwargs.pop(key) for key in ContrastiveOutput.MODEL_ARGUMENTS if key in kwargs}
+        outputs = ContrastiveOutput(negative_samplers=negative_samplers or "in-batch",
+                                    logits_temperature=logits_temperature, **own)
+    if isinstance(outputs, (list, tuple)):
+        if len(outputs) != 1:
+            raise ValueError("outputs: tt_tf's two-tower model has one ContrastiveOutput; pass one")
+        outputs = outputs[0]
+    if not isinstance(outputs, ContrastiveOutput):
+        raise ValueError(f"outputs must be a ContrastiveOutput or None, got {type(outputs).__name__}")
+    model = TwoTowerModel(query_tower, candidate_tower, candidate_id_tag=candidate_id_tag,
+                          **outputs.model_arguments(candidate_tower, candidate_id_tag), **kwargs)
+    model.input_schema = schema
+    return model
+
+
+__all__ = ["RetrievalMethods", "TwoTowerModelV2", "dense_catalogue"]

@@ -1,0 +1,175 @@
+"""``TopKEncoder``: a query tower with every candidate's vector, for full-catalogue top-K
+retrieval and evaluation (Merlin's ``TopKEncoder``, from ``to_top_k_encoder``)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from tt_tf._keras import keras, tf
+from tt_tf.data.loader import keras_arguments
+from tt_tf.metrics.topk import TopKMetric, default_metrics
+
+STRATEGIES = ("brute-force-topk",)
+# the rank of a target that is not among the candidates: beyond every cut-off
+MISSING_RANK = 2 ** 30
+
+
+class TopKPrediction(NamedTuple):
+    """What ``predict`` gives: the k best scores and their candidates' ids, per query."""
+    scores: np.ndarray
+    identifiers: np.ndarray
+
+
+def candidate_table(candidates) -> tuple:
+    """``(ids, vectors)`` of candidate embeddings: a ``tt_tf.io.Dataset`` or DataFrame indexed by
+    id (``candidate_embeddings(..., index=...)``), or an array of vectors (ids = row numbers)."""
+    from tt_tf.io.dataset import Dataset
+    if isinstance(candidates, Dataset):
+        candidates = candidates.compute()
+    if isinstance(candidates, pd.DataFrame):
+        return candidates.index.to_numpy(), candidates.to_numpy(np.float32)
+    vectors = np.asarray(candidates, np.float32)
+    if vectors.ndim != 2:
+        raise ValueError(f"candidates must be [num_candidates, dim] vectors or a Dataset of them, got {vectors.shape}")
+    return np.arange(len(vectors)), vectors
+
+
+@keras.utils.register_keras_serializable(package="tt_tf")
+class TopKEncoder(keras.Model):
+    """The ``k`` best candidates of each query by dot product, over every candidate.
+
+    ``evaluate`` on batches of ``(query features, target id)`` (``Loader(...).map(ToTarget(schema,
+    "movieId"))``) ranks each target among all candidates, ties going to the target (as
+    ``FullCatalogueEvaluator``), and reports the compiled top-K metrics (Merlin's defaults:
+    recall, MRR, NDCG, MAP and precision at 10). A target that is not a candidate is a miss.
+
+    Args:
+        query_encoder: the query tower (an ``Encoder``).
+        topk_layer: ``"brute-force-topk"`` (exact).
+        candidates: the candidates' vectors indexed by id (``candidate_embeddings(..., index=...)``).
+        k: how many candidates ``call``/``predict`` return.
+        target: the target column's name (when targets come as a dict).
+        candidate_encoder, pre, post: Merlin's; unused (the candidates come encoded).
+        num_candidates, candidate_dim, id_dtype: the shape of a restored encoder's tables.
+
+    Example:
+        >>> topk = model.to_top_k_encoder(items, k=20, batch_size=256)
+        >>> topk.compile()
+        >>> sorted(topk.evaluate(loader.map(ToTarget(schema, "movieId")), return_dict=True))[:2]
+        ['map_at_10', 'mrr_at_10']
+    """
+
+    def __init__(self, query_encoder, topk_layer="brute-force-topk", candidates=None, candidate_encoder=None,
+                 k: int = 10, pre=None, post=None, target: str | None = None, num_candidates: int | None = None,
+                 candidate_dim: int | None = None, id_dtype: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if topk_layer not in STRATEGIES:
+            raise ValueError(f"topk_layer must be one of {STRATEGIES} (exact top-K), got {topk_layer!r}")
+        if pre is not None or post is not None:
+            raise ValueError("TopKEncoder: pre and post are not supported")
+        if candidates is not None:
+            ids, vectors = candidate_table(candidates)
+        elif num_candidates is not None and candidate_dim is not None and id_dtype is not None:
+            ids = np.full([num_candidates], "", object) if id_dtype == "string" else np.zeros([num_candidates], id_dtype)
+            vectors = np.zeros([num_candidates, candidate_dim], np.float32)
+        else:
+            raise ValueError("TopKEncoder needs candidates (their vectors indexed by id)")
+        if len(ids) < 1:
+            raise ValueError("TopKEncoder: candidates is empty")
+        if int(k) < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        ids = ids.astype(np.int64) if np.issubdtype(np.asarray(ids).dtype, np.integer) else ids.astype(str)
+        self.query_encoder = query_encoder
+        self.k = int(k)
+        self.target = target
+        self.topk_layer_name = topk_layer
+        self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
+        self.candidate_ids = tf.Variable(ids, trainable=False, name="candidate_ids")
+        self.rank_metrics = default_metrics(10)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, k: int | None = None, **kwargs):
+        """Keras's ``compile``; ``metrics``: top-K metrics (default ``default_metrics(10)``); ``k``
+        changes how many candidates ``predict`` returns."""
+        if k is not None:
+            if int(k) < 1:
+                raise ValueError(f"k must be a positive integer, got {k!r}")
+            self.k = int(k)
+        if metrics is not None:
+            metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+            wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
+            if wrong:
+                raise ValueError(f"TopKEncoder.compile(metrics=...) takes top-K metrics, got {wrong}")
+            replaced = {id(m) for m in self.rank_metrics}
+            self._metrics = [m for m in self._metrics if id(m) not in replaced]
+            self.rank_metrics = metrics
+        return super().compile(optimizer=optimizer, **kwargs)
+
+    def _scores(self, features, training=False):
+        if isinstance(features, tuple):
+            features = features[0]
+        query = tf.cast(self.query_encoder(features, training=training), tf.float32)
+        return tf.matmul(query, self.candidate_vectors, transpose_b=True)
+
+    def call(self, features, training=False):
+        top = tf.math.top_k(self._scores(features, training), tf.minimum(self.k, tf.shape(self.candidate_ids)[0]))
+        return {"scores": top.values, "identifiers": tf.gather(self.candidate_ids, top.indices)}
+
+    def target_ranks(self, scores, targets):
+        """How many candidates outscore each row's target (``MISSING_RANK`` if not a candidate)."""
+        targets = tf.reshape(tf.cast(targets, self.candidate_ids.dtype), [-1, 1])
+        is_target = tf.equal(self.candidate_ids[None, :], targets)
+        target_score = tf.reduce_max(tf.where(is_target, scores, -np.inf), axis=1, keepdims=True)
+        ranks = tf.reduce_sum(tf.cast(scores > target_score, tf.int32), axis=1)
+        return tf.where(tf.reduce_any(is_target, axis=1), ranks, MISSING_RANK)
+
+    def test_step(self, data):
+        if not isinstance(data, tuple) or len(data) < 2:
+            raise ValueError("TopKEncoder.evaluate needs (features, targets) batches: map the loader with "
+                             "ToTarget(schema, '<candidate id column>')")
+        features, targets = data[0], data[1]
+        if isinstance(targets, dict):
+            name = self.target if self.target in targets else next(iter(targets))
+            targets = targets[name]
+        ranks = self.target_ranks(self._scores(features), targets)
+        for metric in self.rank_metrics:
+            metric.update_from_ranks(ranks)
+        return {metric.name: metric.result() for metric in self.rank_metrics}
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras's ``evaluate``, also on a ``Loader`` (or a Dataset with ``batch_size``)."""
+        data, batch_size = keras_arguments(x, batch_size, False)
+        return super().evaluate(data, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """``TopKPrediction(scores, identifiers)`` of every query row of ``x`` (a Loader, a Dataset
+        with ``batch_size``, or ``tf.data``)."""
+        data, batch_size = keras_arguments(x, batch_size, False)
+        out = super().predict(data, batch_size=batch_size, **kwargs)
+        return TopKPrediction(out["scores"], out["identifiers"])
+
+    def fit(self, *args, **kwargs):
+        raise ValueError("a TopKEncoder is not trained: train the two-tower model, then build it with "
+                         "to_top_k_encoder")
+
+    def get_build_config(self):
+        return None
+
+    def build_from_config(self, config):
+        return None
+
+    def get_config(self):
+        return {"name": self.name, "query_encoder": keras.layers.serialize(self.query_encoder), "k": self.k,
+                "target": self.target, "topk_layer": self.topk_layer_name,
+                "num_candidates": int(self.candidate_vectors.shape[0]),
+                "candidate_dim": int(self.candidate_vectors.shape[1]), "id_dtype": self.candidate_ids.dtype.name}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["query_encoder"] = keras.layers.deserialize(config["query_encoder"], custom_objects=custom_objects)
+        return cls(**config)
+
+
+__all__ = ["TopKEncoder", "TopKPrediction", "candidate_table"]

@@ -1,0 +1,117 @@
+"""``ContrastiveOutput``: Merlin's contrastive output, read as the settings of ``TwoTowerModel``.
+
+Where tt_tf differs from Merlin (on purpose, each covered by a test):
+
+- ``logq_sampling_correction=True`` works with in-batch negatives (Merlin raises): the
+  in-batch term needs item frequencies, estimated while training (``StreamingItemFrequency``)
+  unless a ``PopularityLogitsCorrection`` gives them;
+- several samplers with logQ are corrected by their mixture (Merlin refuses the combination);
+- the temperature divides the dot product and the correction is subtracted after it,
+  ``q.c / T - log E[count]`` (Yi et al. 2019; TFRS's order);
+- ``store_negative_ids`` changes nothing: the model always knows the ids it masks.
+"""
+from __future__ import annotations
+
+from tt_tf._keras import keras
+from tt_tf.data.schema import ColumnSchema, Schema, Tags
+from tt_tf.negatives.base import InBatchSampler, NegativeSampler
+from tt_tf.negatives.catalogue import CatalogueSampler
+from tt_tf.negatives.frequency import StreamingItemFrequency
+from tt_tf.outputs.base import DotProduct
+from tt_tf.outputs.sampling.popularity import PopularityBasedSamplerV2
+from tt_tf.transforms.bias import PopularityLogitsCorrection
+
+SAMPLER_NAMES = ("in-batch", "popularity")
+# far below any logit: anything at least this negative removes the column, as the model does
+MIN_FALSE_NEGATIVE_SCORE = -1e8
+
+
+class ContrastiveOutput(keras.layers.Layer):
+    """Merlin's ``ContrastiveOutput`` for ``TwoTowerModelV2(outputs=...)``.
+
+    Args:
+        to_call: ``DotProduct()`` (the two-tower similarity; nothing else applies here).
+        negative_samplers: ``"in-batch"``, ``"popularity"``, sampler layers, or a list of them.
+        logits_temperature: > 0; the dot product is divided by it.
+        logq_sampling_correction: subtract log E[count] of each candidate (see the module notes).
+        downscore_false_negatives: mask columns holding a row's own positive id.
+        false_negative_score: the masked columns' logit; anything <= -1e8 (they leave the softmax).
+        post: None or a ``PopularityLogitsCorrection`` (its frequencies give the correction).
+        schema: the candidate id's schema (sizes ``"popularity"``: its ``int_domain.max``).
+        store_negative_ids, target_name, query_name, candidate_name, default_loss,
+            default_metrics_fn: Merlin's, accepted.
+
+    Example:
+        >>> output = ContrastiveOutput(DotProduct(), "in-batch", logits_temperature=0.1,
+        ...                            logq_sampling_correction=True)
+        >>> output.logits_temperature, output.logq_sampling_correction
+        (0.1, True)
+    """
+
+    # what TwoTowerModelV2 hands over to it when no ContrastiveOutput is given
+    MODEL_ARGUMENTS = ("logq_sampling_correction", "downscore_false_negatives", "false_negative_score",
+                       "store_negative_ids", "post")
+
+    def __init__(self, to_call=None, negative_samplers="in-batch", target_name=None, pre=None, post=None,
+                 logits_temperature: float = 1.0, name=None, default_loss="categorical_crossentropy",
+                 default_metrics_fn=None, downscore_false_negatives: bool = True,
+                 false_negative_score: float = -3.4e38, query_name="query", candidate_name="candidate",
+                 store_negative_ids: bool = False, logq_sampling_correction: bool = False,
+                 schema: Schema | ColumnSchema | None = None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if to_call is not None and not isinstance(to_call, DotProduct):
+            raise ValueError(f"to_call must be DotProduct() for a two-tower model, got {type(to_call).__name__}")
+        if pre is not None:
+            raise ValueError("ContrastiveOutput(pre=...) is not supported; transform the towers' outputs instead")
+        if post is not None and not isinstance(post, PopularityLogitsCorrection):
+            raise ValueError("ContrastiveOutput(post=...) takes a PopularityLogitsCorrection or None")
+        if not float(logits_temperature) > 0:
+            raise ValueError(f"logits_temperature must be > 0, got {logits_temperature!r}")
+        if float(false_negative_score) > MIN_FALSE_NEGATIVE_SCORE:
+            raise ValueError(f"false_negative_score must be <= {MIN_FALSE_NEGATIVE_SCORE:g} (masked columns leave "
+                             f"the softmax), got {false_negative_score!r}")
+        if negative_samplers is None or (isinstance(negative_samplers, (list, tuple)) and not negative_samplers):
+            raise ValueError("negative_samplers: give at least one, e.g. 'in-batch'")
+        self.negative_samplers = list(negative_samplers) if isinstance(negative_samplers, (list, tuple)) \
+            else [negative_samplers]
+        self.logits_temperature = float(logits_temperature)
+        self.logq_sampling_correction = bool(logq_sampling_correction)
+        self.downscore_false_negatives = bool(downscore_false_negatives)
+        self.store_negative_ids = bool(store_negative_ids)
+        self.post = post
+        self.schema = schema if not isinstance(schema, ColumnSchema) else Schema([schema])
+
+    def _sampler(self, sampler, candidate_tower, candidate_id_tag):
+        if isinstance(sampler, NegativeSampler):
+            return sampler
+        name = str(sampler).replace("_", "-").lower()
+        if name == "in-batch":
+            return InBatchSampler()
+        if name == "popularity":
+            id_schema = self.schema if self.schema is not None and len(self.schema) \
+                else candidate_tower.schema.select_by_tag(candidate_id_tag)
+            domain = id_schema.first.int_domain if len(id_schema) else None
+            if domain is None:
+                raise ValueError("'popularity' needs the candidate id's domain: give ContrastiveOutput(schema=...) "
+                                 "a column with int_domain, or pass PopularityBasedSamplerV2(max_id=...)")
+            return PopularityBasedSamplerV2(max_id=domain.max)
+        raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLER_NAMES} or a sampler layer")
+
+    def model_arguments(self, candidate_tower, candidate_id_tag=Tags.ITEM_ID) -> dict:
+        """``TwoTowerModel``'s arguments for these settings."""
+        samplers = [self._sampler(s, candidate_tower, candidate_id_tag) for s in self.negative_samplers]
+        logq = self.logq_sampling_correction or self.post is not None
+        item_frequency = None
+        if self.post is not None:
+            item_frequency = self.post.item_frequency()
+        elif logq and any(s.needs_item_frequency for s in samplers):
+            item_frequency = StreamingItemFrequency()
+        return {"negative_samplers": samplers, "logits_temperature": self.logits_temperature,
+                "item_frequency": item_frequency, "logq_correction": logq,
+                "downscore_false_negatives": self.downscore_false_negatives}
+
+    def call(self, inputs):
+        raise ValueError("ContrastiveOutput is read by TwoTowerModelV2(outputs=...); it is not called on data")
+
+
+__all__ = ["ContrastiveOutput", "CatalogueSampler", "PopularityLogitsCorrection"]

@@ -1,0 +1,1 @@
+"""Merlin's ``merlin.models.tf.outputs.sampling``: its samplers' names over tt_tf's samplers."""

@@ -1,0 +1,1 @@
+"""Merlin's ``merlin.models.tf.transforms``: ``ToTarget`` and ``PopularityLogitsCorrection``."""

@@ -1,0 +1,49 @@
+"""``ToTarget``: move feature columns to the targets of a ``(features, targets)`` batch."""
+from __future__ import annotations
+
+from tt_tf.data.schema import ColumnSchema, Schema
+
+
+class ToTarget:
+    """Merlin's ``ToTarget`` transform, for ``Loader.map``: the named columns leave the features
+    and become the targets (one column: the tensor itself, as Merlin gives it; several: a dict).
+
+    Args:
+        schema: the loader's schema.
+        *target: column names, ``ColumnSchema``s, ``Schema``s or tags.
+        one_hot: Merlin's one-hot targets; not supported (the top-K encoder takes ids).
+
+    Example:
+        >>> ToTarget(schema, "movieId")({"userId": 1, "movieId": 7}, None)
+        ({'userId': 1}, 7)
+    """
+
+    def __init__(self, schema: Schema, *target, one_hot: bool = False, **kwargs):
+        if one_hot:
+            raise ValueError("ToTarget(one_hot=True) is not supported: targets stay ids (the top-K encoder "
+                             "compares ids)")
+        if not target:
+            raise ValueError("ToTarget needs at least one target column")
+        names = []
+        for item in target:
+            if isinstance(item, str):
+                names.append(schema.select_by_name(item).first.name)
+            elif isinstance(item, ColumnSchema):
+                names.append(item.name)
+            elif isinstance(item, Schema):
+                names.extend(item.column_names)
+            else:
+                names.extend(schema.select_by_tag(item).column_names)
+        self.schema, self.target_names = schema, list(dict.fromkeys(names))
+
+    def __call__(self, features, targets=None):
+        features = dict(features)
+        moved = {name: features.pop(name) for name in self.target_names if name in features}
+        if isinstance(targets, dict):
+            return features, {**targets, **moved}
+        if len(moved) == 1 and targets is None:
+            return features, next(iter(moved.values()))
+        return features, moved or targets
+
+
+__all__ = ["ToTarget"]

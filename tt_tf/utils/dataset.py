@@ -1,0 +1,33 @@
+"""Merlin's ``merlin.models.utils.dataset``: the distinct rows of a Dataset by a tag."""
+from __future__ import annotations
+
+from tt_tf.data.schema import Tags
+from tt_tf.io.dataset import Dataset
+
+
+def unique_by_tag(dataset: Dataset, features_tag, grouping_tag=Tags.ID) -> Dataset:
+    """The columns tagged ``features_tag``, one row per distinct value of the columns tagged
+    ``grouping_tag`` (its first row), sorted by them.
+
+    Example:
+        >>> items = unique_by_tag(train, Tags.ITEM, Tags.ITEM_ID)
+        >>> items.compute()["movieId"].is_unique
+        True
+    """
+    features = dataset.schema.select_by_tag(features_tag)
+    grouping = dataset.schema.select_by_tag(grouping_tag).column_names
+    missing = [name for name in grouping if name not in features]
+    if not grouping or missing:
+        raise ValueError(f"grouping_tag {grouping_tag!r} must select columns among those of features_tag "
+                         f"{features_tag!r} ({features.column_names}); it selects {grouping}")
+    frame = dataset.compute()[features.column_names].drop_duplicates(grouping)
+    frame = frame.sort_values(grouping, kind="stable").reset_index(drop=True)
+    return Dataset(frame, schema=features)
+
+
+def unique_rows_by_features(dataset: Dataset, features_tag, grouping_tag=Tags.ID) -> Dataset:
+    """Merlin's older name of ``unique_by_tag``."""
+    return unique_by_tag(dataset, features_tag, grouping_tag)
+
+
+__all__ = ["unique_by_tag", "unique_rows_by_features"]
