@@ -30,7 +30,9 @@ def modules_with_examples():
 def namespace(tiny_bundle, tmp_path_factory):
     from tt_tf.alignment.synthetic import export_known_ranker, make_alignment_data
     from tt_tf.data.schema import Tags
-    from tt_tf.data.synthetic import leave_last_out, make_synthetic
+    from tt_tf.data.synthetic import leave_last_out, make_synthetic, write_grouplens_100k
+    from tt_tf.datasets.entertainment import get_movielens
+    from tt_tf.io import Dataset
     from tt_tf.data.tables import build_schema, feature_dict, query_frame, training_dataset
     from tt_tf.layers import L2Norm, MLPBlock
     from tt_tf.models.encoder import Encoder
@@ -49,6 +51,8 @@ def namespace(tiny_bundle, tmp_path_factory):
             "schema": schema, "query": query, "candidate": candidate, "users_frame": users_frame,
             "feature_dict": feature_dict, "dataset": training_dataset(train, users, items, schema, batch_size=64),
             "user_vectors": query.encode(users_frame), "item_vectors": candidate.encode(items),
+            "Dataset": Dataset, "get_movielens": get_movielens,
+            "ML_100K": write_grouplens_100k(tmp_path_factory.mktemp("grouplens")),
             "run_dir": tiny_bundle[0], "store_dir": tmp_path_factory.mktemp("store"), "ranker_dir": str(ranker_dir)}
 
 

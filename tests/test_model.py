@@ -3,7 +3,7 @@ import pytest
 
 from tests.helpers import PickVectors, softmax_loss_reference
 from tt_tf._keras import keras, tf
-from tt_tf.models.two_tower import TwoTowerModel, TwoTowerModelV2
+from tt_tf.models.two_tower import TwoTowerModel
 from tt_tf.negatives.base import InBatchSampler, Negatives, NegativeSampler
 from tt_tf.negatives.frequency import StaticItemFrequency
 from tt_tf.negatives.known_positives import KnownPositiveIndex
@@ -125,8 +125,7 @@ def test_hard_negatives_keep_the_top_k_scoring_negatives():
         model(num_hard_negatives=0)
 
 
-def test_merlin_alias_and_serialisation_round_trip():
-    assert TwoTowerModelV2 is TwoTowerModel
+def test_serialisation_round_trip():
     frequency = StaticItemFrequency(FREQUENCY_IDS, FREQUENCY_COUNTS)
     m = model(logits_temperature=0.2, item_frequency=frequency)
     restored = TwoTowerModel.from_config(m.get_config())

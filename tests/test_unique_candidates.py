@@ -101,14 +101,14 @@ def _model_and_batch(tiny_tables, item_features=True, **config):
 
 def _loss_and_gradients(model, batch, unique):
     model.unique_candidates = unique
-    for metric in model.in_batch_recall:
+    for metric in model.rank_metrics:
         metric.reset_state()
     with tf.GradientTape() as tape:
         inputs = model.logits_inputs(batch, training=True)
         loss = model.contrastive_loss(inputs)
     gradients = tape.gradient(loss, model.trainable_variables)
     dense = [tf.convert_to_tensor(g).numpy() if g is not None else None for g in gradients]
-    return inputs, float(loss), dense, [float(m.result()) for m in model.in_batch_recall]
+    return inputs, float(loss), dense, [float(m.result()) for m in model.rank_metrics]
 
 
 @pytest.mark.parametrize("config", [{}, {"mask_known_positives": True, "logits_temperature": 0.1},

@@ -81,3 +81,40 @@ def leave_last_out(interactions: pd.DataFrame, user_id="user_id", item_id="item_
     valid = ordered[position_from_end == 1]
     train = ordered[position_from_end >= 2]
     return train.reset_index(drop=True), valid.reset_index(drop=True), test.reset_index(drop=True)
+
+
+GROUPLENS_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                    "War", "Western"]
+
+
+def write_grouplens_100k(folder, num_users: int = 80, num_items: int = 60, seed: int = 0):
+    """Synthetic data in the raw MovieLens 100K file format (``u.data``, ``u.user``, ``u.item``):
+    what tests and examples read through ``get_movielens`` where the real files may be absent.
+    Ratings are 1-5, higher for the user's likelier items. Returns the folder.
+
+    Example:
+        >>> sorted(p.name for p in write_grouplens_100k(store_dir / "ml").iterdir())
+        ['u.data', 'u.item', 'u.user']
+    """
+    from pathlib import Path
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    interactions, users, items = make_synthetic(num_users=num_users, num_items=num_items, mean_interactions=20,
+                                                seed=seed)
+    rng = np.random.default_rng(seed)
+    ratings = np.clip(np.round(3.5 + rng.normal(0, 1.0, len(interactions))), 1, 5).astype(int)
+    pd.DataFrame({"user": interactions.user_id, "item": interactions.item_id, "rating": ratings,
+                  "timestamp": interactions.timestamp}).to_csv(folder / "u.data", sep="\t", header=False, index=False)
+    pd.DataFrame({"user": users.user_id, "age": users.age, "gender": np.where(users.segment == "a", "F", "M"),
+                  "occupation": users.occupation, "zip": [f"{10000 + 7 * int(u) % 90:05d}" for u in users.user_id]}
+                 ).to_csv(folder / "u.user", sep="|", header=False, index=False)
+    lines = []
+    for item, genres in zip(items.item_id, items.genres):
+        flags = ["0"] * len(GROUPLENS_GENRES)
+        for token in filter(None, genres.split("|")):
+            flags[1 + int(token[1:]) % (len(GROUPLENS_GENRES) - 1)] = "1"
+        lines.append("|".join([str(item), f"Movie {item} (1995)", "01-Jan-1995", "", "http://x", *flags]))
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    return folder
+

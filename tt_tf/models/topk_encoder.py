@@ -55,10 +55,9 @@ class TopKEncoder(keras.Model):
         num_candidates, candidate_dim, id_dtype: the shape of a restored encoder's tables.
 
     Example:
-        >>> topk = model.to_top_k_encoder(items, k=20, batch_size=256)
-        >>> topk.compile()
-        >>> sorted(topk.evaluate(loader.map(ToTarget(schema, "movieId")), return_dict=True))[:2]
-        ['map_at_10', 'mrr_at_10']
+        >>> topk = TopKEncoder(query, candidates=item_vectors, k=5)
+        >>> topk(feature_dict(users_frame.head(2), query.schema))["identifiers"].shape
+        TensorShape([2, 5])
     """
 
     def __init__(self, query_encoder, topk_layer="brute-force-topk", candidates=None, candidate_encoder=None,

@@ -14,7 +14,8 @@ class ToTarget:
         one_hot: Merlin's one-hot targets; not supported (the top-K encoder takes ids).
 
     Example:
-        >>> ToTarget(schema, "movieId")({"userId": 1, "movieId": 7}, None)
+        >>> movies = Schema([ColumnSchema("userId", tags=[Tags.USER_ID]), ColumnSchema("movieId", tags=[Tags.ITEM_ID])])
+        >>> ToTarget(movies, "movieId")({"userId": 1, "movieId": 7}, None)
         ({'userId': 1}, 7)
     """
 

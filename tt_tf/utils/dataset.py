@@ -10,9 +10,10 @@ def unique_by_tag(dataset: Dataset, features_tag, grouping_tag=Tags.ID) -> Datas
     ``grouping_tag`` (its first row), sorted by them.
 
     Example:
+        >>> train, _ = get_movielens(ML_100K, variant="ml-100k")
         >>> items = unique_by_tag(train, Tags.ITEM, Tags.ITEM_ID)
-        >>> items.compute()["movieId"].is_unique
-        True
+        >>> items.compute()["movieId"].is_unique, items.schema.column_names
+        (True, ['movieId', 'genres'])
     """
     features = dataset.schema.select_by_tag(features_tag)
     grouping = dataset.schema.select_by_tag(grouping_tag).column_names
