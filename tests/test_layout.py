@@ -111,3 +111,10 @@ def test_the_architecture_doc_names_every_package_and_module():
         assert modules == present - {"__init__.py"} or modules == present, (package, sorted(present ^ modules))
     for path in set(re.findall(r"`((?:tt_tf|serving|benchmarks|tests)/[\w/]+\.py)`", doc)):
         assert (ROOT / path).exists(), f"docs/architecture.md names {path}, which does not exist"
+
+
+def test_every_module_registering_keras_classes_is_imported_before_a_load():
+    from tt_tf.keras_mode import KERAS_OBJECT_MODULES
+    registering = {module_name(p) for p in python_files("tt_tf") if "register_keras_serializable(" in p.read_text()}
+    assert registering == set(KERAS_OBJECT_MODULES)
+

@@ -6,9 +6,10 @@ ImportError that says how to fix it if ``tf.keras`` already resolved to Keras 3.
 The public names load on first use, so light modules (the export format the scorer reads)
 import without TensorFlow Recommenders or tf_keras installed.
 """
-from tt_tf.keras_mode import ensure_legacy_keras
+from tt_tf.keras_mode import ensure_legacy_keras, register_on_load
 
 ensure_legacy_keras()  # must run before anything imports TensorFlow
+register_on_load()  # tf.keras.models.load_model then finds tt_tf's classes
 
 import importlib  # noqa: E402
 

@@ -30,6 +30,17 @@ def column_tensor(series: pd.Series, column) -> tf.Tensor | tf.RaggedTensor:
     return tf.constant(raw_array(series, column.dtype))
 
 
+_TF_DTYPES = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
+
+
+def loader_specs(schema: Schema) -> dict:
+    """The type of each feature column of a ``Loader``'s batches (targets left out): what a
+    tower fed by it takes, and what Keras saves as its input."""
+    return {c.name: tf.RaggedTensorSpec([None, None], _TF_DTYPES[c.dtype], ragged_rank=1) if c.is_list
+            else tf.TensorSpec([None], _TF_DTYPES[c.dtype], name=c.name)
+            for c in schema if not c.has(Tags.TARGET)}
+
+
 class Loader:
     """Batches of a ``Dataset`` (Merlin's ``merlin.models.tf.Loader``).
 
@@ -164,4 +175,4 @@ def keras_arguments(data, batch_size: int | None, shuffle: bool) -> tuple:
     return converted, batch_size if converted is data else None
 
 
-__all__ = ["Loader", "as_tf_dataset", "column_tensor", "keras_arguments", "sample_batch"]
+__all__ = ["Loader", "as_tf_dataset", "column_tensor", "keras_arguments", "loader_specs", "sample_batch"]

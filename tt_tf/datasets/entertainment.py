@@ -7,9 +7,11 @@ Columns: ``userId`` (user id), ``movieId`` (item id), ``genres`` (item, list), `
 categorical columns are encoded on the training part as ``tt_tf.data.encoding`` describes
 (0 padding, 1 null, 2 out of vocabulary, then the values from the most frequent).
 
-The split differs from Merlin's: Merlin cuts ml-100k by GroupLens's ``ua.base``/``ua.test``;
-here every variant holds out each user's 10 newest ratings (ties by movie id) as ``valid``,
-a rule that needs no extra files and is the same for ml-1m and ml-25m.
+The split: Merlin cuts ml-100k by GroupLens's ``ua.base``/``ua.test``, which GroupLens's
+``allbut.pl ua 1 10`` made by holding out each user's first 10 ratings in ``u.data``'s (random)
+order; the same rule is applied here to ``u.data`` itself, so no extra files are needed. ml-1m
+and ml-25m hold out each user's 10 newest ratings (ties by movie id): their files are sorted,
+so their first ratings would not be a random sample.
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ def _ml100k(root: Path) -> pd.DataFrame:
     raw = load_ml100k_raw(root)
     users = raw["users"].rename(columns={"zip": "zip_code"})[["user_id", "gender", "zip_code", "age"]]
     items = raw["items"][["item_id", "title", "genres"]]
-    frame = raw["interactions"].merge(users, on="user_id").merge(items, on="item_id")
+    interactions = raw["interactions"].assign(file_order=range(len(raw["interactions"])))
+    frame = interactions.merge(users, on="user_id").merge(items, on="item_id")
+    frame = frame.sort_values("file_order", kind="stable").drop(columns="file_order")  # u.data's order
     return frame.rename(columns={"user_id": "userId", "item_id": "movieId"})
 
 
@@ -88,9 +92,12 @@ def get_movielens(path=None, variant: str = "ml-25m", overwrite: bool = False, *
     frame["genres"] = frame["genres"].fillna("").map(lambda text: [g for g in str(text).split("|") if g])
     frame["rating_binary"] = (frame["rating"] > 3).astype(np.int64)
     frame["rating"] = frame["rating"].astype(np.float32)
-    frame = frame.sort_values(["userId", "timestamp", "movieId"], kind="stable")
-    newest = frame.groupby("userId").cumcount(ascending=False) < VALID_PER_USER
-    train, valid = frame[~newest].reset_index(drop=True), frame[newest].reset_index(drop=True)
+    if variant == "ml-100k":  # allbut.pl's ua split: each user's first ratings in file order
+        held_out = frame.groupby("userId").cumcount() < VALID_PER_USER
+    else:
+        frame = frame.sort_values(["userId", "timestamp", "movieId"], kind="stable")
+        held_out = frame.groupby("userId").cumcount(ascending=False) < VALID_PER_USER
+    train, valid = frame[~held_out].reset_index(drop=True), frame[held_out].reset_index(drop=True)
     columns = []
     for name, tags in _TAGS.items():
         if name not in frame.columns:

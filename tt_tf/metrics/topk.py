@@ -70,9 +70,11 @@ class TopKMetric(keras.metrics.Mean):
 
     def update_from_ranks(self, ranks, sample_weight=None):
         """``ranks`` [rows]: how many columns outscore each row's one relevant column."""
-        labels = tf.one_hot(tf.cast(ranks, tf.int32), self.k)  # all zeros at rank >= k
-        relevant = tf.ones_like(labels[:, 0])
-        return super().update_state(self._fn(labels, relevant, self.k), sample_weight=sample_weight)
+        # the formula at every rank below k, on one-hot label rows (constants: folded once by
+        # TensorFlow's graph optimiser), then one gather per row; rank k and beyond read 0
+        by_rank = tf.concat([self._fn(tf.eye(self.k), tf.ones([self.k]), self.k), [0.0]], axis=0)
+        values = tf.gather(by_rank, tf.minimum(tf.cast(ranks, tf.int32), self.k))
+        return super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):
         config = {k: v for k, v in super().get_config().items() if k != "name"}
@@ -106,9 +108,33 @@ MRRAt = _metric("MRRAt", mrr_at, "mrr_at", "Reciprocal rank of the first relevan
 NDCGAt = _metric("NDCGAt", ndcg_at, "ndcg_at", "Discounted gain of the top k over the ideal ranking's")
 
 
+class RankMetrics:
+    """The top-K metrics a model updates from ranks, shown among its ``metrics``. They are kept
+    out of Keras's tracking (so out of checkpoints): which metrics ``compile`` chose is no
+    state of the model, and a model saved after ``compile(metrics=...)`` loads into one built
+    with the defaults."""
+
+    @property
+    def rank_metrics(self) -> list:
+        return self.__dict__.get("_rank_metrics", [])
+
+    def set_rank_metrics(self, metrics) -> None:
+        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
+        if wrong:
+            raise ValueError(f"metrics must be top-K metrics (RecallAt, NDCGAt, MRRAt, PrecisionAt, AvgPrecisionAt); "
+                             f"got {wrong}")
+        self.__dict__["_rank_metrics"] = metrics  # a plain attribute: Keras does not track it
+
+    @property
+    def metrics(self):
+        return super().metrics + self.rank_metrics
+
+
 def default_metrics(k: int = 10) -> list:
     """Merlin's default top-K metrics at ``k``."""
     return [RecallAt(k), MRRAt(k), NDCGAt(k), AvgPrecisionAt(k), PrecisionAt(k)]
 
 
-__all__ = ["AvgPrecisionAt", "MRRAt", "NDCGAt", "PrecisionAt", "RecallAt", "TopKMetric", "default_metrics"]
+__all__ = ["AvgPrecisionAt", "MRRAt", "NDCGAt", "PrecisionAt", "RankMetrics", "RecallAt", "TopKMetric",
+           "default_metrics"]

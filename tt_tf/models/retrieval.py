@@ -15,7 +15,7 @@ import pandas as pd
 from tt_tf._keras import tf
 from tt_tf.data.loader import as_tf_dataset, column_tensor, keras_arguments
 from tt_tf.data.schema import ColumnSchema, Schema, Tags
-from tt_tf.metrics.topk import TopKMetric
+from tt_tf.metrics.topk import RankMetrics
 
 
 def _column_name(schema: Schema, index) -> str:
@@ -45,7 +45,7 @@ def dense_catalogue(frame: pd.DataFrame, schema: Schema) -> dict:
     return out
 
 
-class RetrievalMethods:
+class RetrievalMethods(RankMetrics):
     """Merlin's ``RetrievalModelV2`` methods; the class they join holds ``query_tower``,
     ``candidate_tower``, ``candidate_id_feature``, ``negative_samplers`` and ``rank_metrics``."""
 
@@ -57,14 +57,7 @@ class RetrievalMethods:
             raise ValueError("compile(loss=...): the two-tower model trains its contrastive loss; leave loss=None "
                              "and choose negatives with negative_samplers or ContrastiveOutput")
         if metrics is not None:
-            metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-            wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
-            if wrong:
-                raise ValueError(f"compile(metrics=...) takes top-K metrics (RecallAt, NDCGAt, MRRAt, PrecisionAt, "
-                                 f"AvgPrecisionAt); got {wrong}")
-            replaced = {id(m) for m in self.rank_metrics}
-            self._metrics = [m for m in self._metrics if id(m) not in replaced]  # Keras tracks the old ones
-            self.rank_metrics = metrics
+            self.set_rank_metrics(metrics)
         return super().compile(optimizer=optimizer, **kwargs)
 
     def train_step(self, inputs):
@@ -88,8 +81,8 @@ class RetrievalMethods:
         ``batch_size``, validation data too). A catalogue sampler still without items (Merlin's
         ``PopularityBasedSamplerV2``) gets the training data's distinct candidates first."""
         self._attach_catalogues(x)
-        data, batch_size = keras_arguments(x, batch_size, shuffle)
         validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
+        data, batch_size = keras_arguments(x, batch_size, shuffle)
         self._remember_inputs(data)
         return super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
                            shuffle=shuffle, **kwargs)

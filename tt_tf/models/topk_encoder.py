@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.data.loader import keras_arguments
-from tt_tf.metrics.topk import TopKMetric, default_metrics
+from tt_tf.data.loader import keras_arguments, loader_specs
+from tt_tf.metrics.topk import RankMetrics, default_metrics
 
 STRATEGIES = ("brute-force-topk",)
 # the rank of a target that is not among the candidates: beyond every cut-off
@@ -37,7 +37,7 @@ def candidate_table(candidates) -> tuple:
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
-class TopKEncoder(keras.Model):
+class TopKEncoder(RankMetrics, keras.Model):
     """The ``k`` best candidates of each query by dot product, over every candidate.
 
     ``evaluate`` on batches of ``(query features, target id)`` (``Loader(...).map(ToTarget(schema,
@@ -86,7 +86,9 @@ class TopKEncoder(keras.Model):
         self.topk_layer_name = topk_layer
         self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
         self.candidate_ids = tf.Variable(ids, trainable=False, name="candidate_ids")
-        self.rank_metrics = default_metrics(10)
+        self.set_rank_metrics(default_metrics(10))
+        if hasattr(query_encoder, "schema"):  # Keras saves a model once it knows its inputs: a Loader's batches
+            self._set_save_spec(loader_specs(query_encoder.schema))
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, k: int | None = None, **kwargs):
         """Keras's ``compile``; ``metrics``: top-K metrics (default ``default_metrics(10)``); ``k``
@@ -96,13 +98,7 @@ class TopKEncoder(keras.Model):
                 raise ValueError(f"k must be a positive integer, got {k!r}")
             self.k = int(k)
         if metrics is not None:
-            metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-            wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
-            if wrong:
-                raise ValueError(f"TopKEncoder.compile(metrics=...) takes top-K metrics, got {wrong}")
-            replaced = {id(m) for m in self.rank_metrics}
-            self._metrics = [m for m in self._metrics if id(m) not in replaced]
-            self.rank_metrics = metrics
+            self.set_rank_metrics(metrics)
         return super().compile(optimizer=optimizer, **kwargs)
 
     def _scores(self, features, training=False):

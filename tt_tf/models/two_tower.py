@@ -189,8 +189,8 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
         self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
         self.in_batch_metrics_k = [int(k) for k in in_batch_metrics_k]
         self.unique_candidates = bool(unique_candidates)
-        # the in-batch ranking metrics shown during fit (tracked as the model's metrics)
-        self.rank_metrics = [RecallAt(k, name="in_batch_recall_at") for k in self.in_batch_metrics_k]
+        # the in-batch ranking metrics shown during fit
+        self.set_rank_metrics([RecallAt(k, name="in_batch_recall_at") for k in self.in_batch_metrics_k])
         # the losses shown are epoch means, as Keras shows a compiled loss (TFRS shows the last batch's)
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_KEYS}
 

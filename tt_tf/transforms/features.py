@@ -1,6 +1,8 @@
 """``ToTarget``: move feature columns to the targets of a ``(features, targets)`` batch."""
 from __future__ import annotations
 
+from enum import Enum
+
 from tt_tf.data.schema import ColumnSchema, Schema
 
 
@@ -27,7 +29,7 @@ class ToTarget:
             raise ValueError("ToTarget needs at least one target column")
         names = []
         for item in target:
-            if isinstance(item, str):
+            if isinstance(item, str) and not isinstance(item, Enum):
                 names.append(schema.select_by_name(item).first.name)
             elif isinstance(item, ColumnSchema):
                 names.append(item.name)
