@@ -31,9 +31,9 @@ def namespace(tiny_bundle, tmp_path_factory):
     from tt_tf.alignment.synthetic import export_known_ranker, make_alignment_data
     from tt_tf.data.schema import Tags
     from tt_tf.data.synthetic import leave_last_out, make_synthetic, write_grouplens_100k
+    from tt_tf.data.tables import build_schema, feature_dict, query_frame, training_dataset
     from tt_tf.datasets.entertainment import get_movielens
     from tt_tf.io import Dataset
-    from tt_tf.data.tables import build_schema, feature_dict, query_frame, training_dataset
     from tt_tf.layers import L2Norm, MLPBlock
     from tt_tf.models.encoder import Encoder
     interactions, users, items = make_synthetic(num_users=60, num_items=40, mean_interactions=8, seed=0)

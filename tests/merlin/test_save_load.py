@@ -39,7 +39,8 @@ RELOAD = textwrap.dedent("""
            "topk_metrics": topk.evaluate(loader(), return_dict=True, verbose=0),
            "again_metrics": again.evaluate(loader(), return_dict=True, verbose=0),
            "classes": [type(m).__name__ for m in (model, query, candidate, topk)]}
-    print(json.dumps({k: v if not isinstance(v, dict) else {n: float(x) for n, x in v.items()} for k, v in out.items()}))
+    as_json = lambda v: {n: float(x) for n, x in v.items()} if isinstance(v, dict) else v
+    print(json.dumps({k: as_json(v) for k, v in out.items()}))
 """)
 
 

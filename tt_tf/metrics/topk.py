@@ -15,6 +15,8 @@ NDCG 1/log2(r+2); 0 beyond the cut-off.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from tt_tf._keras import keras, tf
 
 
@@ -70,11 +72,18 @@ class TopKMetric(keras.metrics.Mean):
 
     def update_from_ranks(self, ranks, sample_weight=None):
         """``ranks`` [rows]: how many columns outscore each row's one relevant column."""
-        # the formula at every rank below k, on one-hot label rows (constants: folded once by
-        # TensorFlow's graph optimiser), then one gather per row; rank k and beyond read 0
-        by_rank = tf.concat([self._fn(tf.eye(self.k), tf.ones([self.k]), self.k), [0.0]], axis=0)
-        values = tf.gather(by_rank, tf.minimum(tf.cast(ranks, tf.int32), self.k))
+        values = tf.gather(self._by_rank(), tf.minimum(tf.cast(ranks, tf.int32), self.k))
         return super().update_state(values, sample_weight=sample_weight)
+
+    def _by_rank(self) -> np.ndarray:
+        """The formula at each rank below k, from one-hot label rows, computed once (eagerly, so
+        a training step holds k + 1 numbers, not k x k); rank k and beyond read 0."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            with tf.init_scope():
+                values = self._fn(tf.eye(self.k), tf.ones([self.k]), self.k).numpy()
+            table = self.__dict__["_table"] = np.append(values, 0.0).astype(np.float32)
+        return table
 
     def get_config(self):
         config = {k: v for k, v in super().get_config().items() if k != "name"}

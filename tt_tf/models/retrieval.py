@@ -9,7 +9,6 @@ Merlin program drive it: ``compile(metrics=[RecallAt(10), ...])``, ``fit``/``eva
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from tt_tf._keras import tf

@@ -71,7 +71,8 @@ class TopKEncoder(RankMetrics, keras.Model):
         if candidates is not None:
             ids, vectors = candidate_table(candidates)
         elif num_candidates is not None and candidate_dim is not None and id_dtype is not None:
-            ids = np.full([num_candidates], "", object) if id_dtype == "string" else np.zeros([num_candidates], id_dtype)
+            ids = np.full([num_candidates], "", object) if id_dtype == "string" \
+                else np.zeros([num_candidates], id_dtype)
             vectors = np.zeros([num_candidates, candidate_dim], np.float32)
         else:
             raise ValueError("TopKEncoder needs candidates (their vectors indexed by id)")

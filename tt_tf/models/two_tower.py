@@ -16,7 +16,6 @@ from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolv
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
 from tt_tf.negatives.memory import CrossBatchMemory
 
-
 LOSS_KEYS = ("loss", "regularization_loss", "total_loss")
 
 
