@@ -34,6 +34,8 @@ def test_embeddings_dims_and_refusals(schema):
     assert mm.Embeddings(schema, infer_dim_fn=lambda c: c.int_domain.max).embedding_dims == \
         {"movieId": 20, "genres": 9}
     assert mm.Embeddings(schema).schema.column_names == ["movieId", "genres"]  # categorical columns only
+    assert mm.Embeddings(schema, infer_embedding_sizes=True, infer_embedding_sizes_multiplier=8.0).embedding_dims == \
+        {"movieId": 24, "genres": 16}  # ceil(8 * 21 ** 0.25) = 18 -> 24, ceil(8 * 10 ** 0.25) = 15 -> 16
     with pytest.raises(ValueError, match="embeddings_initializer"):
         mm.Embeddings(schema, embeddings_initializer="zeros")
     with pytest.raises(ValueError, match="no categorical"):

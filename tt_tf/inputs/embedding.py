@@ -35,6 +35,8 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
         infer_dim_fn: ``ColumnSchema -> dim`` for the tables ``dim`` leaves out.
         sequence_combiner: ``mean``, ``sum`` or ``sqrtn`` for list columns.
         l2_batch_regularization_factor: L2 penalty on the looked-up vectors.
+        infer_embedding_sizes, infer_embedding_sizes_multiplier: Merlin's older options (in
+            ``**kwargs``): True infers every dimension (the default), the multiplier is the rule's.
         embeddings_initializer, embeddings_regularizer, activity_regularizer, trainable,
             table_cls, pre, post, aggregation: Merlin's; only their defaults are supported.
 
@@ -50,6 +52,11 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
     if unsupported:
         raise ValueError(f"Embeddings: {sorted(unsupported)} not supported (tables are Keras Embedding layers with "
                          f"their defaults); leave them unset")
+    if kwargs.pop("infer_embedding_sizes", True) is False and dim is None:
+        raise ValueError("Embeddings(infer_embedding_sizes=False) needs dim= (one size or a {column: size} dict)")
+    multiplier = kwargs.pop("infer_embedding_sizes_multiplier", None)
+    if multiplier is not None:
+        infer_dim_fn = (lambda column, rule=infer_dim_fn: rule(column, multiplier=float(multiplier)))
     if isinstance(sequence_combiner, dict):
         raise ValueError("Embeddings: one sequence_combiner for every list column (a dict is not supported)")
     categorical = schema.select_by_tag(Tags.CATEGORICAL)
