@@ -56,7 +56,10 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
         raise ValueError("Embeddings(infer_embedding_sizes=False) needs dim= (one size or a {column: size} dict)")
     multiplier = kwargs.pop("infer_embedding_sizes_multiplier", None)
     if multiplier is not None:
-        infer_dim_fn = (lambda column, rule=infer_dim_fn: rule(column, multiplier=float(multiplier)))
+        rule = infer_dim_fn
+
+        def infer_dim_fn(column):
+            return rule(column, multiplier=float(multiplier))
     if isinstance(sequence_combiner, dict):
         raise ValueError("Embeddings: one sequence_combiner for every list column (a dict is not supported)")
     categorical = schema.select_by_tag(Tags.CATEGORICAL)
