@@ -48,7 +48,7 @@ def timed_epochs(model, data, epochs, rows, **fit_args) -> list:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "merlin_port_speed.json"))
     args = parser.parse_args()
