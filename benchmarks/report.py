@@ -592,8 +592,8 @@ def step_profile(report) -> list:
                      f"**{ratios[-1]:.2f}×** |")
     lines += ["", f"Doing TFRS's work, tt_tf trains at {min(ratios):.2f}-{max(ratios):.2f}× TFRS's fastest optimizer "
               "(parity within the machine's noise), and its gradient step costs what TFRS's does: both are two "
-              "embedding lookups, two dense layers and one [rows x columns] score matrix, so 1.5× is out of reach "
-              "on the same work. tt_tf's default does more than that on purpose, and the table prices each part: "
+              f"embedding lookups, two dense layers and one [rows x columns] score matrix, so {SPEED_RATIO}× is out of "
+              "reach on the same work. tt_tf's default does more than that on purpose, and the table prices each part: "
               "the logQ correction (an id lookup per column), the in-batch recall@10/100 shown during `fit` (one "
               "more pass over the scores; TFRS computes no metric in training), and LazyAdam's two moment tables "
               "(the apply column: a gather and a scatter more than Adagrad's one fused kernel).", ""]
