@@ -5,6 +5,11 @@ store fails, the batch is appended to a local spool file (JSON lines, bounded); 
 replayed, oldest first, before new rows once the store answers again. Rows carry a uuid and the
 stores ignore a uuid they already hold, so a replay after a partial write never doubles a row.
 A row is dropped (and counted) only when the queue is full *and* the spool is full.
+
+When the store and the spool both fail (a locked database and an unwritable disk), the writer
+keeps the rows it holds in memory, as many as the queue holds, and retries with a growing pause
+(``MAX_BACKOFF_SECONDS`` at most); rows beyond that are dropped and counted. Nothing it meets
+stops the writer thread. ``failing`` says so (readiness, ``tt_tf_log_failing``).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import queue
 import threading
 from pathlib import Path
 
-from tt_tf.stores.base import StoreError
+FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.05, 5.0
 
 
 def new_uuid() -> str:
@@ -65,11 +70,17 @@ class RequestLogger:
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
+        self.last_error: str | None = None
+        self._held: list = []  # rows neither the store nor the spool took: retried first
+        self._max_held = int(queue_size)
+        self._backoff = 0.0
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self._spooled = self._count_spool()
         if metrics is not None:
             metrics.gauge_from("tt_tf_log_queue_depth", self._queue.qsize, log=name)
             metrics.gauge_from("tt_tf_log_spooled_rows", lambda: self._spooled, log=name)
+            metrics.gauge_from("tt_tf_log_held_rows", lambda: len(self._held), log=name)
+            metrics.gauge_from("tt_tf_log_failing", lambda: int(self.failing), log=name)
 
     # producer side ------------------------------------------------------------------------
     def log(self, row: dict) -> None:
@@ -77,7 +88,11 @@ class RequestLogger:
         try:
             self._queue.put_nowait(row)
         except queue.Full:
-            self._spool(self._prepared([row]))
+            try:
+                self._spool(self._prepared([row]))
+            except OSError as error:  # queue full and no spool: the row is dropped, and counted
+                self.last_error = f"spool: {error}"
+                self._count_dropped(1)
 
     # writer side --------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,7 +106,13 @@ class RequestLogger:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._drain_once(final=True)
+        try:
+            self._drain_once(final=True)
+        except Exception as error:  # noqa: BLE001 - shutdown goes on; what is held is counted below
+            self.last_error = f"{type(error).__name__}: {error}"
+        if self._held:  # the process ends and nothing took them: dropped, and counted
+            held, self._held = self._held, []
+            self._count_dropped(len(held))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until the queue is empty and a write round finished (tests, shutdown)."""
@@ -101,9 +122,24 @@ class RequestLogger:
             return True
         return self._idle.wait(timeout) and self._queue.empty()
 
+    @property
+    def failing(self) -> bool:
+        """True while rows wait in memory because neither the store nor the spool takes them."""
+        return bool(self._held)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._drain_once(final=False, wait=self.flush_seconds)
+            try:
+                self._drain_once(final=False, wait=self.flush_seconds)
+            except Exception as error:  # noqa: BLE001 - the writer outlives anything a round meets
+                self.last_error = f"{type(error).__name__}: {error}"
+                if self.metrics is not None:
+                    self.metrics.inc("tt_tf_log_writer_errors_total", log=self.name)
+            if self._held:  # neither store nor spool took the last rows: wait longer each time
+                self._backoff = min(max(self._backoff * 2, FIRST_BACKOFF_SECONDS), MAX_BACKOFF_SECONDS)
+                self._stop.wait(self._backoff)
+            else:
+                self._backoff = 0.0
 
     def _take(self, wait: float | None) -> list:
         rows = []
@@ -121,6 +157,11 @@ class RequestLogger:
         return rows
 
     def _drain_once(self, final: bool, wait: float | None = None) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self._store_or_spool(held)
+            if self._held and not final:
+                return
         self.replay()
         while True:
             rows = self._take(wait)
@@ -145,17 +186,35 @@ class RequestLogger:
         return out
 
     def _store_or_spool(self, rows: list) -> None:
-        if self._spooled:  # keep order: older spooled rows go first
-            self._spool(rows)
-            self.replay()
-            return
+        behind_spool = bool(self._spooled)  # keep order: with rows spooled, older ones go first
+        if not behind_spool:
+            try:
+                self.write(rows)
+                return
+            except Exception as error:  # noqa: BLE001 - any store failure sends the rows to the spool
+                if self.metrics is not None:
+                    self.metrics.inc("tt_tf_store_errors_total", operation=f"log_{self.name}")
+                self.last_error = f"store: {error}"
         try:
-            self.write(rows)
-        except (StoreError, OSError) as error:
-            if self.metrics is not None:
-                self.metrics.inc("tt_tf_store_errors_total", operation=f"log_{self.name}")
-            self.last_error = str(error)
             self._spool(rows)
+        except OSError as error:
+            self.last_error = f"store and spool: {error}"
+            self._hold(rows)
+            return
+        if behind_spool:
+            self.replay()
+
+    def _hold(self, rows: list) -> None:
+        """Keep rows in memory for the next round, up to the queue's size; count the rest dropped."""
+        room = max(self._max_held - len(self._held), 0)
+        self._held.extend(rows[:room])
+        if len(rows) > room:
+            self._count_dropped(len(rows) - room)
+
+    def _count_dropped(self, count: int) -> None:
+        self.dropped += count
+        if self.metrics is not None:
+            self.metrics.inc("tt_tf_log_dropped_total", count, log=self.name)
 
     # spool ------------------------------------------------------------------------------------
     def _count_spool(self) -> int:
@@ -169,15 +228,16 @@ class RequestLogger:
             room = max(self.spool_max_rows - self._spooled, 0)
             kept, lost = rows[:room], rows[room:]
             if kept:
-                with self.spool_path.open("a", encoding="utf-8") as handle:
-                    for row in kept:
-                        handle.write(json.dumps(row, default=str) + "\n")
-                    handle.flush()
+                self._append_to_spool(kept)
                 self._spooled += len(kept)
             if lost:
-                self.dropped += len(lost)
-                if self.metrics is not None:
-                    self.metrics.inc("tt_tf_log_dropped_total", len(lost), log=self.name)
+                self._count_dropped(len(lost))
+
+    def _append_to_spool(self, rows: list) -> None:
+        with self.spool_path.open("a", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, default=str) + "\n")
+            handle.flush()
 
     def replay(self) -> int:
         """Write spooled rows to the store (oldest first); returns how many were written."""
@@ -191,10 +251,10 @@ class RequestLogger:
                 for start in range(0, len(rows), self.batch_size):
                     self.write(rows[start:start + self.batch_size])
                     written = min(start + self.batch_size, len(rows))
-            except (StoreError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - the rest stays spooled for the next round
                 if self.metrics is not None:
                     self.metrics.inc("tt_tf_store_errors_total", operation=f"replay_{self.name}")
-                self.last_error = str(error)
+                self.last_error = f"replay: {error}"
             rest = lines[written:]
             partial = self.spool_path.with_suffix(".partial")
             partial.write_text("".join(line + "\n" for line in rest), encoding="utf-8")
@@ -207,6 +267,10 @@ class RequestLogger:
     @property
     def spooled(self) -> int:
         return self._spooled
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     @property
     def depth(self) -> int:

@@ -23,13 +23,20 @@ def live() -> dict:
 
 @router.get("/health/ready")
 def ready(service: Service = Depends(get_service)):
-    """Ready = a run is loaded (and was warmed) and the store answers."""
+    """Ready = a run is loaded (and was warmed), the store answers, and the request log keeps what
+    it accepts (not ready while rows wait in memory because neither the store nor the spool
+    takes them)."""
     reachable, store_error = service.store_reachable()
-    body = {"ready": service.has_run and reachable,
+    logs = (service.invocation_log, service.response_log)
+    failing = [log for log in logs if log.failing]
+    body = {"ready": service.has_run and reachable and not failing,
             "run_id": service.run_id,
             "store_reachable": reachable, "store_error": store_error,
             "last_load_error": service.last_load_error,
-            "log_spooled_rows": service.invocation_log.spooled + service.response_log.spooled}
+            "log_spooled_rows": sum(log.spooled for log in logs),
+            "log_failing": bool(failing), "log_held_rows": sum(log.held for log in logs),
+            "log_dropped_rows": sum(log.dropped for log in logs),
+            "log_error": failing[0].last_error if failing else None}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 

@@ -158,3 +158,119 @@ def test_new_uuid_is_a_random_rfc4122_version_4_uuid():
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     # every variant nibble occurs (the two bits come from the random byte, not a constant)
     assert {text[19] for text in made} == set("89ab")
+
+
+class BrokenSpool:
+    """A spool append that raises while ``down`` (an unwritable disk), as a PermissionError does."""
+
+    def __init__(self, real):
+        self.real, self.down = real, False
+
+    def __call__(self, rows):
+        if self.down:
+            raise PermissionError(13, "Permission denied", "spool.jsonl")
+        self.real(rows)
+
+
+def test_store_and_spool_failing_together_hold_rows_then_write_them_all(tmp_path):
+    """A store failure and a spool failure at once killed the writer for good (issue 23): it now
+    holds the rows, retries with a growing pause, and writes every one when either recovers."""
+    writer, metrics = FlakyWriter(), Metrics()
+    log = RequestLogger(writer, tmp_path / "spool.jsonl", metrics, batch_size=8, flush_seconds=0.01, queue_size=100)
+    spool = log._append_to_spool = BrokenSpool(log._append_to_spool)
+    log.start()
+    writer.down = spool.down = True
+    for row in rows(0, 40):
+        log.log(row)
+    deadline = time.time() + 5
+    while log.held < 40 and time.time() < deadline:
+        time.sleep(0.01)
+    assert log.held == 40 and log.failing and log._thread.is_alive()
+    assert metrics.value("tt_tf_log_failing", log="invocations") == 1
+    assert "spool" in log.last_error and log.dropped == 0
+    writer.down = spool.down = False  # both recover: the writer, still alive, writes everything
+    for row in rows(40, 10):
+        log.log(row)
+    deadline = time.time() + 10
+    while len(writer.rows) < 50 and time.time() < deadline:
+        time.sleep(0.02)
+    log.close()
+    assert sorted(writer.rows) == sorted(f"u{i}" for i in range(50)) and not log.failing and log.dropped == 0
+
+
+def test_rows_beyond_what_memory_holds_are_counted_dropped(tmp_path):
+    writer, metrics = FlakyWriter(), Metrics()
+    log = RequestLogger(writer, tmp_path / "spool.jsonl", metrics, batch_size=10, queue_size=10)
+    log._append_to_spool = BrokenSpool(log._append_to_spool)
+    log._append_to_spool.down = writer.down = True
+    for row in rows(0, 10):
+        log.log(row)
+    log._drain_once(final=False)  # 10 rows held: the queue's size
+    for row in rows(10, 15):  # 10 queued, 5 with neither queue room nor a spool: dropped
+        log.log(row)
+    assert log.held == 10 and log.dropped == 5
+    log._drain_once(final=False)  # the held rows fail again: the queued ones wait in the queue
+    assert log.held == 10 and log.depth == 10 and log.dropped == 5
+    assert metrics.value("tt_tf_log_dropped_total", log="invocations") == 5
+    log.close()  # at exit, what nothing took is dropped, and counted
+    assert log.dropped == 25 and not log.failing
+
+
+def test_a_writer_round_that_raises_anything_does_not_stop_the_writer(tmp_path):
+    calls = []
+
+    def write(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("an unexpected failure of the store driver")
+
+    log = RequestLogger(write, tmp_path / "spool.jsonl", batch_size=4, flush_seconds=0.01)
+    log.start()
+    for row in rows(0, 4):
+        log.log(row)
+    assert log.flush()  # the failed batch went to the spool; the next round replays it
+    for row in rows(4, 4):
+        log.log(row)
+    assert log.flush() and log._thread.is_alive()
+    log.close()
+    assert sum(calls[1:]) == 8 and log.spooled == 0
+
+
+def test_service_under_load_with_store_and_spool_down_logs_every_answered_request(published, monkeypatch):
+    """Store and spool fail together while requests keep coming, then both recover: readiness
+    says the log is failing meanwhile, and every answered uuid ends up in the log once."""
+    from concurrent.futures import ThreadPoolExecutor
+    store, _, run_dir, _ = published
+    real = store.log_invocations
+    with make_client(store, run_dir) as client:
+        service = client.app.state.service
+        log = service.invocation_log
+        down = {"on": True}
+
+        def write(batch):
+            if down["on"]:
+                raise StoreError("database is locked")
+            real(batch)
+        log.write = write
+        spool = log._append_to_spool = BrokenSpool(log._append_to_spool)
+        spool.down = True
+
+        def call(i):
+            return client.post("/invocations", json={"customer": i % 7, "numberoffers": 2}).json()["uuid"]
+        with ThreadPoolExecutor(8) as pool:
+            uuids = list(pool.map(call, range(120)))
+        deadline = time.time() + 5
+        while not log.failing and time.time() < deadline:
+            time.sleep(0.01)
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["log_failing"] and ready.json()["log_held_rows"] > 0
+        assert 'tt_tf_log_failing{log="invocations"} 1' in client.get("/metrics").text
+        down["on"], spool.down = False, False
+        with ThreadPoolExecutor(8) as pool:
+            uuids += list(pool.map(call, range(30)))
+        deadline = time.time() + 10
+        while (log.failing or log.depth) and time.time() < deadline:
+            time.sleep(0.02)
+        assert client.get("/health/ready").json()["log_failing"] is False
+    logged = [r["uuid"] for r in store.invocation_logs()]
+    assert sorted(logged) == sorted(uuids) and log.dropped == 0
