@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.middleware import LimitAndMeasure
+from serving.middleware import LimitAndMeasure, logged_path, route_template
 from serving.routers import admin, health, invocations, offline, responses, retrieve
 from serving.run import RunLoadError
 from serving.service import NoRunError, Service
@@ -26,10 +26,10 @@ logger = logging.getLogger("tt_tf.serving")
 
 def reject(request: Request, status: int, reason: str) -> None:
     """Every refused request leaves a trace: a warning in the service log and a metric."""
-    logger.warning("rejected %s %s -> %d: %s", request.method, request.url.path, status, reason[:500])
+    logger.warning("rejected %s %s -> %d: %s", request.method, logged_path(request.url.path), status, reason[:500])
     service = getattr(request.app.state, "service", None)
     if service is not None:
-        service.metrics.inc("tt_tf_rejected_requests_total", route=request.url.path, code=status)
+        service.metrics.inc("tt_tf_rejected_requests_total", route=route_template(request.scope), code=status)
 
 
 def create_app(settings: Settings | None = None, store=None, service: Service | None = None) -> FastAPI:

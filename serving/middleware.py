@@ -7,6 +7,41 @@ import json
 import logging
 import time
 
+from starlette.routing import compile_path
+
+MAX_LOGGED_PATH = 200  # characters of a request path a log line shows
+
+
+def route_template(scope) -> str:
+    """The route a request matched, as its template (``/v1/retrieve``), else ``unmatched``: a
+    raw path as a metric label gives ``/metrics`` a series for every URL anyone sends. Before
+    routing (a body refused for its size) the path is matched against the app's templates."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", "unmatched")
+    app = scope.get("app")
+    if app is None:
+        return "unmatched"
+    patterns = getattr(app.state, "route_patterns", None)
+    if patterns is None:
+        patterns = app.state.route_patterns = [(compile_path(path)[0], path) for path in _paths(app.router.routes)]
+    path = scope.get("path", "")
+    return next((template for pattern, template in patterns if pattern.match(path)), "unmatched")
+
+
+def _paths(routes):
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's wrapper of an included router
+        if included is not None:
+            yield from _paths(included.routes)
+        elif isinstance(getattr(route, "path", None), str):
+            yield route.path
+
+
+def logged_path(path) -> str:
+    path = str(path or "")
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."
+
 
 class LimitAndMeasure:
     def __init__(self, app, max_body_bytes: int):
@@ -15,10 +50,10 @@ class LimitAndMeasure:
 
     async def _reject(self, scope, send, status: int, detail: str) -> None:
         logging.getLogger("tt_tf.serving").warning("rejected %s %s -> %d: %s", scope.get("method"),
-                                                   scope.get("path"), status, detail)
+                                                   logged_path(scope.get("path")), status, detail)
         service = getattr(scope["app"].state, "service", None) if scope.get("app") else None
         if service is not None:
-            service.metrics.inc("tt_tf_rejected_requests_total", route=scope.get("path", ""), code=status)
+            service.metrics.inc("tt_tf_rejected_requests_total", route=route_template(scope), code=status)
         body = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -69,7 +104,7 @@ class LimitAndMeasure:
         finally:
             service = getattr(scope.get("app").state, "service", None) if scope.get("app") else None
             if service is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                route = route_template(scope)
                 run_id = service.run_id or "none"
                 service.metrics.observe("tt_tf_request_seconds", time.perf_counter() - started, route=route,
                                         run_id=run_id)
