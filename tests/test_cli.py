@@ -170,3 +170,28 @@ def test_serve_binds_loopback_by_default():
     from tt_tf.cli import build_parser
     args = build_parser().parse_args(["serve", "some_store"])
     assert args.host == "127.0.0.1" and args.port == 8080 and args.access_log is False
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_a_bundle"])
+def test_serve_on_a_wrong_path_is_one_line_exit_2_and_creates_nothing(capsys, tmp_path, kind):
+    target = tmp_path / "nowhere" if kind == "missing" else tmp_path / "photos"
+    if kind == "not_a_bundle":
+        target.mkdir()
+        (target / "cat.jpg").write_bytes(b"\xff\xd8")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, _, err = run_cli(capsys, "serve", target)
+    assert_one_line_error(code, err, "neither a run directory", "mongodb://")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no runs/, no store.sqlite
+
+
+def test_serve_refuses_a_port_outside_the_tcp_range(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(tmp_path), "--port", "99999"])
+    assert exit_info.value.code == 2 and "99999" in capsys.readouterr().err
+
+
+def test_serve_never_prints_a_store_password(capsys, monkeypatch):
+    monkeypatch.setenv("TT_TF_STORE_TIMEOUT_MS", "200")
+    code, out, err = run_cli(capsys, "serve", "mongodb://admin:hunter2@127.0.0.1:9/tt")
+    assert_one_line_error(code, err, "does not answer", "admin:***@")
+    assert "hunter2" not in out + err

@@ -236,8 +236,13 @@ def cmd_serve(args):
     from serving.app import create_app
     from serving.settings import Settings
     from tt_tf.bundle.publish import publish
-    from tt_tf.stores import open_store
+    from tt_tf.stores import StoreError, open_store, redacted
     target = Path(args.run_or_store)
+    is_uri = "://" in args.run_or_store
+    if not is_uri and not (target / "manifest.json").exists() and not (target / "store.sqlite").exists():
+        # nothing is created: a wrong path would otherwise become an empty store that is never ready
+        raise ValueError(f"{args.run_or_store} is neither a run directory (no manifest.json) nor a local store (no "
+                         "store.sqlite): give a run directory, a store folder or a mongodb:// URI")
     overrides = {}
     if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
         store_uri = args.store or os.environ.get("TT_TF_STORE") or str(target.resolve().parent / "tt_tf_store")
@@ -249,8 +254,14 @@ def cmd_serve(args):
     else:
         overrides = {"store": args.store or args.run_or_store}
     settings = Settings.from_env(**overrides)
-    print(f"serving {settings.store} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port,
+    try:  # an unreachable store is one line and exit 2, before any server starts
+        store = open_store(settings.store, settings.store_timeout_ms)
+        store.ping()
+    except StoreError as error:
+        reason = redacted(str(error).split(" (configured")[0])[:200]
+        raise StoreError(f"store {redacted(settings.store)} does not answer: {reason}") from None
+    print(f"serving {redacted(settings.store)} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store), host=args.host, port=args.port,
                                            log_level=args.log_level, access_log=args.access_log,
                                            timeout_graceful_shutdown=settings.shutdown_grace_seconds))
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal; after a
@@ -260,6 +271,14 @@ def cmd_serve(args):
         signal.signal(handled, lambda *_: None)
     server.run()
     return 0
+
+
+def port_number(text) -> int:
+    """A TCP port, 1-65535 (argparse turns the ValueError into one line and exit 2)."""
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text} is not a TCP port (1-65535)")
+    return port
 
 
 def build_parser():
@@ -350,7 +369,7 @@ def build_parser():
     serve.add_argument("run_or_store", help="a run directory (published to a local store first) or a store URI")
     serve.add_argument("--store", help="store to publish a run directory into (default: <run>/../tt_tf_store)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=port_number, default=8080)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log every request line (the request log "
                        "in the store records every invocation either way)")
@@ -364,8 +383,9 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except _usage_errors() as error:
+        from tt_tf.stores import redacted
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"tt-tf {args.command}: error: {message}", file=sys.stderr)
+        print(f"tt-tf {args.command}: error: {redacted(message)}", file=sys.stderr)
         return 2
 
 

@@ -216,3 +216,12 @@ def test_metric_labels_are_route_templates_whatever_paths_arrive(client):
     assert any('route="unmatched"' in line and 'code="404"' in line for line in rejected), rejected
     assert 'route="/invocations"' in text
     assert len(text) - before < 20_000  # a few new series, not one per URL
+
+
+def test_readiness_shows_no_password_and_no_absolute_path(client):
+    service = client.app.state.service
+    service.last_load_error = "cannot read /srv/models/run-7/item_embeddings.parquet: no such file"
+    service.store_reachable = lambda: (False, "mongodb://admin:hunter2@db.internal/tt refused")
+    body = client.get("/health/ready").json()
+    assert body["last_load_error"] == "cannot read item_embeddings.parquet: no such file"
+    assert "hunter2" not in body["store_error"] and "admin:***@" in body["store_error"]

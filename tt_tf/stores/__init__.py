@@ -1,6 +1,21 @@
 """Stores for published runs, lookups and request logs (see ``base.Store``)."""
+import re
+
 from tt_tf.stores.base import OFFER_ATTRIBUTES, ItemTable, Store, StoreError
 from tt_tf.stores.local import LocalStore
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.I)
+
+
+def redacted(text) -> str:
+    """``text`` with the password of any ``scheme://user:password@`` URI in it replaced by ``***``:
+    what every log line, console message and health answer shows of a store URI.
+
+    Example:
+        >>> redacted("mongodb://admin:hunter2@db:27017/tt?authSource=admin")
+        'mongodb://admin:***@db:27017/tt?authSource=admin'
+    """
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
 
 
 def open_store(uri, timeout_ms: int = 3000) -> Store:
@@ -12,4 +27,4 @@ def open_store(uri, timeout_ms: int = 3000) -> Store:
     return LocalStore(text)
 
 
-__all__ = ["ItemTable", "LocalStore", "OFFER_ATTRIBUTES", "Store", "StoreError", "open_store"]
+__all__ = ["ItemTable", "LocalStore", "OFFER_ATTRIBUTES", "Store", "StoreError", "open_store", "redacted"]
