@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import LimitAndMeasure, logged_path, route_template
 from serving.routers import admin, health, invocations, offline, responses, retrieve
-from serving.run import RunLoadError
+from serving.run import FeatureTypeError, RunLoadError
 from serving.service import NoRunError, Service
 from serving.settings import Settings
 from tt_tf.stores import StoreError
@@ -70,6 +70,11 @@ def create_app(settings: Settings | None = None, store=None, service: Service | 
     @app.exception_handler(NoRunError)
     async def no_run(request: Request, error: NoRunError):
         return JSONResponse({"detail": f"no run is loaded: {error}"}, status_code=503)
+
+    @app.exception_handler(FeatureTypeError)
+    async def bad_feature(request: Request, error: FeatureTypeError):
+        reject(request, 422, str(error))
+        return JSONResponse({"detail": f"invalid request: {error}"}, status_code=422)
 
     @app.exception_handler(RunLoadError)
     async def run_broken(request: Request, error: RunLoadError):

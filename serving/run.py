@@ -57,6 +57,22 @@ def _finite(vector: np.ndarray) -> np.ndarray:
     return vector
 
 
+class FeatureTypeError(ValueError):
+    """A request feature whose value the tower cannot read as its type (a 422, not a default)."""
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, bool) or value is None:
+        return value is None
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value))
+        return True
+    except ValueError:
+        return False
+
+
 class LiveQueryTower:
     """The exported query tower, shared by the event loop's concurrent requests through
     micro-batching: the first request to reach it schedules one tower call at the end of the
@@ -71,6 +87,14 @@ class LiveQueryTower:
         self.inputs = saved_tower_inputs(self.signature)
         self.max_batch = int(max_batch)
         self._pending: list = []  # (features, future) of the current loop turn
+
+    def check_features(self, features: dict) -> None:
+        """Raise ``FeatureTypeError`` naming the first feature the tower reads as a number whose
+        value is not one: the training pipeline's rules would read it as missing, silently."""
+        for name, value in features.items():
+            dtype = self.inputs.get(name)
+            if dtype is not None and dtype != tf.string and not _numeric(value):
+                raise FeatureTypeError(f"feature {name!r} must be a number, got {str(value)[:40]!r}")
 
     def embed_many(self, rows: list) -> np.ndarray:
         vectors = self.signature(**rows_to_signature_inputs(rows, self.inputs))[OUTPUT_NAME].numpy()

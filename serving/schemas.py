@@ -16,6 +16,8 @@ def _id_text(value, field: str) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{field} must be finite")
+        if abs(value) >= 2 ** 53:  # past this a float is no exact integer: no id it could name
+            raise ValueError(f"{field} is a number too large to be an id ({value:g}); send it as a string")
         value = int(value) if value.is_integer() else value
     text = str(value).strip()
     if not text:

@@ -28,6 +28,7 @@ class Service:
         self.offers = pd.read_csv(settings.offers_file) if settings.offers_file else None
         self._run: LoadedRun | None = None
         self._swap_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # one load at a time: five at once held five runs in memory
         self._rng = np.random.default_rng(settings.explore_seed)
         self._rng_lock = threading.Lock()
         self.last_load_error: str | None = None
@@ -75,7 +76,12 @@ class Service:
         return record
 
     def refresh(self, force: bool = False) -> dict:
-        """Load the wanted run, warm it and swap it in; on any failure the old run keeps serving."""
+        """Load the wanted run, warm it and swap it in; on any failure the old run keeps serving.
+        Calls arriving during a load wait for it, then find the run already current."""
+        with self._refresh_lock:
+            return self._refresh(force)
+
+    def _refresh(self, force: bool) -> dict:
         started = time.perf_counter()
         old = self.run_id
         try:

@@ -53,6 +53,8 @@ async def user_vector(service: Service, run, customer, params: dict | None, stor
     a customer, ``params`` are the features. ``defaults``: the configured default features unless
     given. The live tower's call joins the other requests of this event-loop turn in one batch."""
     defaults = service.settings.default_features if defaults is None else defaults
+    if params and run.query_tower is not None:
+        run.query_tower.check_features(params)
     features = None
     if stored is None and run.query_tower is not None:
         features = await customer_features(service, customer, params or {}) if customer is not None \

@@ -225,3 +225,21 @@ def test_readiness_shows_no_password_and_no_absolute_path(client):
     body = client.get("/health/ready").json()
     assert body["last_load_error"] == "cannot read item_embeddings.parquet: no such file"
     assert "hunter2" not in body["store_error"] and "admin:***@" in body["store_error"]
+
+
+@pytest.mark.parametrize("route, body", [
+    ("/invocations", {"customer": "new-customer", "numberoffers": 2, "params": {"age": "abc"}}),
+    ("/v1/retrieve", {"features": {"age": "abc", "history_item_ids": "1|2"}, "k": 3}),
+])
+def test_a_feature_of_the_wrong_type_is_a_422_naming_it(client, route, body):
+    """The raw-value rules read 'abc' as a missing age, silently answering from a default (issue 23)."""
+    answer = client.post(route, json=body)
+    assert answer.status_code == 422 and "age" in answer.json()["detail"] and "number" in answer.json()["detail"]
+    body = json.loads(json.dumps(body).replace('"abc"', '"31"'))  # a number written as text is a number
+    assert client.post(route, json=body).status_code == 200
+
+
+def test_a_huge_numeric_customer_says_so(client):
+    answer = client.post("/invocations", json={"customer": 1e308, "numberoffers": 1})
+    assert answer.status_code == 422 and "too large" in answer.json()["detail"]
+    assert "256" not in answer.json()["detail"]

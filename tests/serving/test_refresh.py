@@ -87,3 +87,27 @@ def test_loads_freeze_the_heap_yet_free_the_previous_run(published, second_bundl
     with make_client(store, run_dir, freeze_heap=False) as client:
         assert client.post("/invocations", json={"customer": 1, "numberoffers": 1}).status_code == 200
         assert gc.get_freeze_count() == 0
+
+
+def test_concurrent_refreshes_load_one_at_a_time(client, monkeypatch):
+    """Five /refresh calls at once loaded five runs in parallel (1.3 GB peak, issue 23)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import serving.service as service_module
+    loading, peak, lock = [0], [0], threading.Lock()
+    real = service_module.LoadedRun
+
+    def counted(*args, **kwargs):
+        with lock:
+            loading[0] += 1
+            peak[0] = max(peak[0], loading[0])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                loading[0] -= 1
+    monkeypatch.setattr(service_module, "LoadedRun", counted)
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: client.post("/refresh?force=true", headers=HEADERS), range(5)))
+    assert all(a.status_code == 200 for a in answers) and peak[0] == 1

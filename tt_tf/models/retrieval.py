@@ -66,12 +66,20 @@ class RetrievalMethods(RankMetrics):
         return self._epoch_means(super().test_step(inputs), inputs)
 
     def _epoch_means(self, logs, inputs):
-        """TFRS's logs hold the batch's loss: replaced by the mean over the epoch so far, by rows."""
+        """TFRS's logs hold the batch's loss: replaced by the mean over the epoch so far, by rows.
+        Across replicas each one's loss is its share of the global batch's mean (its rows' sum
+        over the global rows), so its rows' own mean is the share scaled by global / own rows."""
         features = inputs[0] if isinstance(inputs, tuple) else inputs
         first = tf.nest.flatten(features)[0]
         rows = tf.cast(first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first)[0], tf.float32)
+        context = tf.distribute.get_replica_context()
+        global_rows = context.all_reduce("sum", rows) if context is not None and \
+            context.num_replicas_in_sync > 1 else rows
+        loss = logs["loss"] * global_rows / tf.maximum(rows, 1.0)
+        values = {"loss": loss, "regularization_loss": logs["regularization_loss"],
+                  "total_loss": loss + logs["regularization_loss"]}
         for name, tracker in self.loss_trackers.items():
-            tracker.update_state(logs[name], sample_weight=rows)
+            tracker.update_state(values[name], sample_weight=rows)
             logs[name] = tracker.result()
         return logs
 
