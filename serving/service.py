@@ -87,7 +87,11 @@ class Service:
         try:
             record = self._wanted_record()
             if record["run_id"] == old and not force:
-                return {"changed": False, "run_id": old, "previous_run_id": old}
+                answer = {"changed": False, "run_id": old, "previous_run_id": old, "pinned": self.settings.run_id}
+                if self.settings.run_id:
+                    answer["reason"] = (f"run {self.settings.run_id} is pinned (TT_TF_RUN_ID or tt-tf serve --pin): "
+                                        "runs published later are not served; force=true reloads the pinned run")
+                return answer
             run = LoadedRun(self.store, record, self.settings.similarity, self.settings.model_roots,
                             self.settings.live_user_tower, self.offers, self.settings.similarity_override)
             if self.settings.model_type == "light_ranker" and run.light_ranker is None:
@@ -111,7 +115,7 @@ class Service:
         self.last_load_error = None
         self.ready_at = self.ready_at or time.time()
         self.metrics.inc("tt_tf_reloads_total", outcome="loaded")
-        return {"changed": True, "run_id": run.run_id, "previous_run_id": old,
+        return {"changed": True, "run_id": run.run_id, "previous_run_id": old, "pinned": self.settings.run_id,
                 "seconds": round(time.perf_counter() - started, 3)}
 
     def start(self) -> None:

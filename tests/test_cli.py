@@ -195,3 +195,15 @@ def test_serve_never_prints_a_store_password(capsys, monkeypatch):
     code, out, err = run_cli(capsys, "serve", "mongodb://admin:hunter2@127.0.0.1:9/tt")
     assert_one_line_error(code, err, "does not answer", "admin:***@")
     assert "hunter2" not in out + err
+
+
+def test_serve_follows_the_newest_run_unless_pinned(tiny_bundle, tmp_path, monkeypatch):
+    from tt_tf.cli import build_parser, serve_settings
+    monkeypatch.delenv("TT_TF_RUN_ID", raising=False)
+    store = tmp_path / "store"
+    following = serve_settings(build_parser().parse_args(["serve", str(tiny_bundle[0]), "--store", str(store)]))
+    assert following.run_id is None and following.store == str(store)
+    pinned = serve_settings(build_parser().parse_args(["serve", str(tiny_bundle[0]), "--store", str(store), "--pin"]))
+    assert pinned.run_id == tiny_bundle[1]["run_id"]
+    with pytest.raises(ValueError, match="--pin takes a run directory"):
+        serve_settings(build_parser().parse_args(["serve", str(store), "--pin"]))

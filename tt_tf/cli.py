@@ -230,37 +230,51 @@ def cmd_flatten(args):
     return 0
 
 
-def cmd_serve(args):
-    import uvicorn
-
-    from serving.app import create_app
+def serve_settings(args):
+    """The scorer's settings for ``tt-tf serve``: a run directory is published into a local store
+    and served as the store's newest run (``--pin`` keeps serving it whatever is published
+    later); a store folder or URI serves its newest run (or ``TT_TF_RUN_ID``). A path that is
+    neither a run nor a store is refused before anything is created."""
     from serving.settings import Settings
     from tt_tf.bundle.publish import publish
-    from tt_tf.stores import StoreError, open_store, redacted
+    from tt_tf.stores import open_store
     target = Path(args.run_or_store)
     is_uri = "://" in args.run_or_store
     if not is_uri and not (target / "manifest.json").exists() and not (target / "store.sqlite").exists():
         # nothing is created: a wrong path would otherwise become an empty store that is never ready
         raise ValueError(f"{args.run_or_store} is neither a run directory (no manifest.json) nor a local store (no "
                          "store.sqlite): give a run directory, a store folder or a mongodb:// URI")
+    if getattr(args, "pin", False) and not (target / "manifest.json").exists():
+        raise ValueError("--pin takes a run directory; to pin a run of a store set TT_TF_RUN_ID")
     overrides = {}
     if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
         store_uri = args.store or os.environ.get("TT_TF_STORE") or str(target.resolve().parent / "tt_tf_store")
         record = publish(target, open_store(store_uri))
-        overrides = {"store": store_uri, "run_id": record["run_id"]}
+        overrides = {"store": store_uri}
+        if getattr(args, "pin", False):
+            overrides["run_id"] = record["run_id"]
         roots = tuple(os.environ.get("TT_TF_MODEL_ROOTS", "").split(os.pathsep)) if os.environ.get(
             "TT_TF_MODEL_ROOTS") else (str(target.resolve().parent),)
         overrides["model_roots"] = roots
     else:
         overrides = {"store": args.store or args.run_or_store}
-    settings = Settings.from_env(**overrides)
+    return Settings.from_env(**overrides)
+
+
+def cmd_serve(args):
+    import uvicorn
+
+    from serving.app import create_app
+    from tt_tf.stores import StoreError, open_store, redacted
+    settings = serve_settings(args)
     try:  # an unreachable store is one line and exit 2, before any server starts
         store = open_store(settings.store, settings.store_timeout_ms)
         store.ping()
     except StoreError as error:
         reason = redacted(str(error).split(" (configured")[0])[:200]
         raise StoreError(f"store {redacted(settings.store)} does not answer: {reason}") from None
-    print(f"serving {redacted(settings.store)} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    pinned = f", pinned to run {settings.run_id}" if settings.run_id else ", following the store's newest run"
+    print(f"serving {redacted(settings.store)}{pinned} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store), host=args.host, port=args.port,
                                            log_level=args.log_level, access_log=args.access_log,
                                            timeout_graceful_shutdown=settings.shutdown_grace_seconds))
@@ -368,6 +382,8 @@ def build_parser():
     serve = sub.add_parser("serve", help="run the scorer over a run directory or a store")
     serve.add_argument("run_or_store", help="a run directory (published to a local store first) or a store URI")
     serve.add_argument("--store", help="store to publish a run directory into (default: <run>/../tt_tf_store)")
+    serve.add_argument("--pin", action="store_true", help="keep serving this run directory's run: /refresh then "
+                       "ignores runs published later (by default the newest published run is served)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port_number, default=8080)
     serve.add_argument("--log-level", default="info")

@@ -111,3 +111,21 @@ def test_concurrent_refreshes_load_one_at_a_time(client, monkeypatch):
     with ThreadPoolExecutor(5) as pool:
         answers = list(pool.map(lambda _: client.post("/refresh?force=true", headers=HEADERS), range(5)))
     assert all(a.status_code == 200 for a in answers) and peak[0] == 1
+
+
+def test_a_pinned_run_stays_and_says_so_while_an_unpinned_server_follows_the_newest(published, second_bundle):
+    """`tt-tf serve RUN_DIR` pinned its run, so /refresh never saw a newer one (issue 23): pinning
+    is now explicit (TT_TF_RUN_ID, `tt-tf serve --pin`) and /refresh says when it applies."""
+    store, first, run_dir, items = published
+    second = publish(second_bundle[0], store, items)
+    newest = store.latest_run()["run_id"]
+    older = first["run_id"] if newest != first["run_id"] else second["run_id"]
+    with make_client(store, run_dir, admin_api_key="secret", run_id=older) as pinned:
+        answer = pinned.post("/refresh", headers=HEADERS).json()
+        assert answer["changed"] is False and answer["run_id"] == older and answer["pinned"] == older
+        assert "pinned" in answer["reason"]
+        assert pinned.post("/refresh?force=true", headers=HEADERS).json()["run_id"] == older
+    with make_client(store, run_dir, admin_api_key="secret") as following:
+        assert following.get("/health/ready").json()["run_id"] == newest
+        assert following.post("/refresh", headers=HEADERS).json() == \
+            {"changed": False, "run_id": newest, "previous_run_id": newest, "pinned": None}
