@@ -207,3 +207,12 @@ def test_serve_follows_the_newest_run_unless_pinned(tiny_bundle, tmp_path, monke
     assert pinned.run_id == tiny_bundle[1]["run_id"]
     with pytest.raises(ValueError, match="--pin takes a run directory"):
         serve_settings(build_parser().parse_args(["serve", str(store), "--pin"]))
+
+
+def test_a_damaged_manifest_names_its_file(capsys, tiny_bundle, tmp_path):
+    import shutil
+    damaged = tmp_path / "run"
+    shutil.copytree(tiny_bundle[0], damaged)
+    (damaged / "manifest.json").write_text("{\n")
+    code, _, err = run_cli(capsys, "publish", damaged, "--store", tmp_path / "store")
+    assert_one_line_error(code, err, "manifest.json", "not valid JSON", "export it again")

@@ -80,6 +80,9 @@ def encode_with_signature(signature, frame: pd.DataFrame, batch_size: int = 4096
 
 def read_embeddings(path, id_name: str):
     """``(ids, vectors)`` from an embedding table written by ``write_embeddings``."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"the embedding table {Path(path).name} is missing from {Path(path).parent}: the "
+                                "bundle is incomplete; export it again")
     table = pq.read_table(str(path))
     ids = table.column(id_name).to_pylist()
     vectors = np.asarray(table.column(OUTPUT_NAME).combine_chunks().flatten(), dtype=np.float32)
@@ -105,7 +108,10 @@ def load_manifest(run_dir) -> dict:
     path = Path(run_dir) / MANIFEST
     if not path.exists():
         raise ValueError(f"{run_dir} is not a tt_tf run directory (no {MANIFEST}); pass the --out of `tt-tf train`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the bundle is damaged; export it again") from None
 
 
 def verify_bundle(run_dir) -> list:
