@@ -216,3 +216,23 @@ def test_a_damaged_manifest_names_its_file(capsys, tiny_bundle, tmp_path):
     (damaged / "manifest.json").write_text("{\n")
     code, _, err = run_cli(capsys, "publish", damaged, "--store", tmp_path / "store")
     assert_one_line_error(code, err, "manifest.json", "not valid JSON", "export it again")
+
+
+def test_publish_and_serve_share_one_default_store_and_serve_takes_items(tiny_bundle, tiny_tables, tmp_path,
+                                                                         monkeypatch, capsys):
+    import shutil
+
+    from tt_tf.cli import build_parser, default_store, serve_settings
+    from tt_tf.stores import open_store
+    monkeypatch.delenv("TT_TF_STORE", raising=False)
+    run = tmp_path / "runs" / "r1"
+    shutil.copytree(tiny_bundle[0], run)
+    assert main(["publish", str(run)]) == 0  # no --store: beside the run, where serve looks
+    assert default_store(run) == str(tmp_path / "runs" / "tt_tf_store")
+    items = tiny_tables[4].assign(offer_name=lambda f: "movie " + f.item_id.astype(str), price=2.5)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    settings = serve_settings(build_parser().parse_args(["serve", str(run), "--items", str(tmp_path / "items.csv")]))
+    assert settings.store == default_store(run)
+    table = open_store(settings.store).item_table(tiny_bundle[1]["run_id"])
+    first = table.offers[0]
+    assert table.attributes[first]["offer_name"] == f"movie {first}" and table.attributes[first]["price"] == 2.5

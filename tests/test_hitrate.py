@@ -104,3 +104,38 @@ def test_cli_temporal_mode_on_a_bundle(tiny_bundle, tiny_tables, tmp_path, capsy
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["users_evaluated"] > 0 and 0.0 <= summary["hit_rate"] <= 1.0
     assert "temporal" in capsys.readouterr().out
+
+
+def test_ids_first_seen_in_the_window_are_excluded_and_counted(tiny_bundle, tiny_tables, tmp_path, capsys):
+    """The DSSM rule (pipeline-eval.md): users and items new on the evaluation days are left out
+    and counted; before, only ids without a vector were, and new ids with vectors were scored."""
+    from tt_tf.cli import main
+    from tt_tf.evaluation.hitrate import exclude_new
+    train, valid, test, users, items = tiny_tables
+    everything = pd.concat([train, valid, test])
+    at = int(everything.timestamp.quantile(0.8))
+    history, truth = temporal_split(everything, at, days=30)
+    new_users = set(truth.user_id) - set(history.user_id)
+    new_items = set(truth.item_id) - set(history.item_id)
+    kept, counts = exclude_new(history, truth)
+    assert counts == {"new_users": len(new_users), "new_items": len(new_items)}
+    assert not set(kept.user_id) & new_users and not set(kept.item_id) & new_items
+    assert len(kept) == (~truth.user_id.isin(new_users) & ~truth.item_id.isin(new_items)).sum()
+    for name, frame in (("all", everything), ("users", users), ("items", items)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    code = main(["hitrate", str(tiny_bundle[0]), "--users", str(tmp_path / "users.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--interactions", str(tmp_path / "all.csv"), "--at", str(at),
+                 "--days", "30", "--k", "10"])
+    assert code == 0 and f"{len(new_users)} new users and {len(new_items)} new items" in capsys.readouterr().out
+
+
+def test_a_window_that_selects_nothing_is_an_error_naming_it(tiny_bundle, tiny_tables, tmp_path, capsys):
+    from tt_tf.cli import main
+    train, valid, test, users, items = tiny_tables
+    for name, frame in (("all", pd.concat([train, valid, test])), ("users", users), ("items", items)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    code = main(["hitrate", str(tiny_bundle[0]), "--users", str(tmp_path / "users.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--interactions", str(tmp_path / "all.csv"), "--at", "2030-01-01",
+                 "--days", "7"])
+    err = capsys.readouterr().err
+    assert code == 2 and "selects nothing" in err and "2030-01-01" in err and len(err.strip().splitlines()) == 1

@@ -160,7 +160,7 @@ def cmd_demo(args):
 def cmd_hitrate(args):
     import numpy as np
 
-    from tt_tf.evaluation.hitrate import hit_rate, temporal_split
+    from tt_tf.evaluation.hitrate import exclude_new, hit_rate, temporal_split
     if args.vectors:
         data = np.load(args.vectors, allow_pickle=False)
         user_ids, user_vecs, item_ids, item_vecs = (data[key]
@@ -177,9 +177,11 @@ def cmd_hitrate(args):
         bundle = Bundle(args.run_dir)
         interactions = _read(args.interactions, "interactions")
         history, truth = temporal_split(interactions, args.at, args.days, bundle.columns.timestamp)
+        truth, new = exclude_new(history, truth, bundle.columns.user_id, bundle.columns.item_id)
         user_ids, user_vecs, item_ids, item_vecs = bundle.embed(_read(args.users, "users"), _read(args.items, "items"),
                                                                 history)
-        mode = f"temporal: vectors from data up to {args.at}, ground truth from the next {args.days:g} day(s)"
+        mode = (f"temporal: vectors from data up to {args.at}, ground truth from the next {args.days:g} day(s); "
+                f"{new['new_users']} new users and {new['new_items']} new items of the window excluded")
     result = hit_rate(item_ids, item_vecs, user_ids, user_vecs, truth, k=args.k, user_id=args.user_column,
                       item_id=args.item_column, compare_faiss=args.compare_faiss)
     counts = result.counts
@@ -204,10 +206,16 @@ def cmd_hitrate(args):
     return 0
 
 
+def default_store(run_dir, store=None) -> str:
+    """Where ``publish`` and ``serve`` put a run directory's run: ``--store``, else ``TT_TF_STORE``,
+    else ``tt_tf_store`` beside the run directory (one rule for both commands)."""
+    return store or os.environ.get("TT_TF_STORE") or str(Path(run_dir).resolve().parent / "tt_tf_store")
+
+
 def cmd_publish(args):
     from tt_tf.bundle.publish import publish
     from tt_tf.stores import open_store
-    store = open_store(args.store)
+    store = open_store(default_store(args.run_dir, args.store))
     items = _read(args.items, "items")
     record = publish(args.run_dir, store, items)
     print(f"published run {record['run_id']} ({record['row_count']['items']} items, "
@@ -248,8 +256,8 @@ def serve_settings(args):
         raise ValueError("--pin takes a run directory; to pin a run of a store set TT_TF_RUN_ID")
     overrides = {}
     if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
-        store_uri = args.store or os.environ.get("TT_TF_STORE") or str(target.resolve().parent / "tt_tf_store")
-        record = publish(target, open_store(store_uri))
+        store_uri = default_store(target, args.store)
+        record = publish(target, open_store(store_uri), _read(getattr(args, "items", None), "items"))
         overrides = {"store": store_uri}
         if getattr(args, "pin", False):
             overrides["run_id"] = record["run_id"]
@@ -370,7 +378,8 @@ def build_parser():
 
     pub = sub.add_parser("publish", help="write a run's embeddings and run record to a store")
     pub.add_argument("run_dir", help="a run directory written by `tt-tf train`")
-    pub.add_argument("--store", required=True, help="mongodb://host/db or a local store directory")
+    pub.add_argument("--store", help="mongodb://host/db or a local store directory (default: $TT_TF_STORE, else "
+                     "tt_tf_store beside the run directory, as serve)")
     pub.add_argument("--items", help="item table with offer attributes (offer_name/title, price, cost, offer_value)")
     pub.set_defaults(func=cmd_publish)
 
@@ -382,6 +391,8 @@ def build_parser():
     serve = sub.add_parser("serve", help="run the scorer over a run directory or a store")
     serve.add_argument("run_or_store", help="a run directory (published to a local store first) or a store URI")
     serve.add_argument("--store", help="store to publish a run directory into (default: <run>/../tt_tf_store)")
+    serve.add_argument("--items", help="item table with offer attributes, published with a run directory (as "
+                       "publish --items): offer names and prices in the answers")
     serve.add_argument("--pin", action="store_true", help="keep serving this run directory's run: /refresh then "
                        "ignores runs published later (by default the newest published run is served)")
     serve.add_argument("--host", default="127.0.0.1")

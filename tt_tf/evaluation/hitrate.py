@@ -5,7 +5,8 @@ Per user: the top K items by inner product over every item vector (the union ove
 vectors when a user has several, e.g. multi-interest); hits = distinct recalled ids in the
 user's ground truth; ``hit_rate = hits / |ground truth|``. Total = Σ hits / Σ |ground truth|
 (micro). Users without a vector, ground-truth items without a vector, and users whose ground
-truth is empty (before or after those exclusions) are left out and counted.
+truth is empty (before or after those exclusions) are left out and counted; in a temporal split,
+``exclude_new`` first leaves out the users and items first seen in the evaluation window.
 """
 from __future__ import annotations
 
@@ -146,4 +147,30 @@ def temporal_split(interactions: pd.DataFrame, at, days: float = 1.0, timestamp:
         at = float(at)  # a unix timestamp given on the command line
     cutoff = pd.to_datetime(at, unit="s", utc=True) if isinstance(at, (int, float)) else pd.to_datetime(at, utc=True)
     end = cutoff + pd.Timedelta(days=float(days))
-    return interactions[times <= cutoff], interactions[(times > cutoff) & (times <= end)]
+    window = (times > cutoff) & (times <= end)
+    if not window.any():
+        span = f"{times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M}" if len(times) else "no rows"
+        raise ValueError(f"no interactions after {cutoff:%Y-%m-%d %H:%M} within {float(days):g} day(s): the window "
+                         f"selects nothing (the data spans {span} UTC)")
+    return interactions[times <= cutoff], interactions[window]
+
+
+def exclude_new(history: pd.DataFrame, ground_truth: pd.DataFrame, user_id: str = "user_id",
+                item_id: str = "item_id") -> tuple:
+    """``(ground truth without new ids, counts)``: users and items first seen in the evaluation
+    window (absent from ``history``) are left out, as the DSSM pipeline does, and counted.
+
+    Example:
+        >>> history = pd.DataFrame({"user_id": [1, 2], "item_id": [10, 11]})
+        >>> truth = pd.DataFrame({"user_id": [1, 3, 2], "item_id": [11, 10, 12]})
+        >>> kept, counts = exclude_new(history, truth)
+        >>> kept.to_dict("list"), counts
+        ({'user_id': [1], 'item_id': [11]}, {'new_users': 1, 'new_items': 1})
+    """
+    users = set(history[user_id].astype(str))
+    items = set(history[item_id].astype(str))
+    user_known = ground_truth[user_id].astype(str).isin(users)
+    item_known = ground_truth[item_id].astype(str).isin(items)
+    counts = {"new_users": int(ground_truth.loc[~user_known, user_id].astype(str).nunique()),
+              "new_items": int(ground_truth.loc[~item_known, item_id].astype(str).nunique())}
+    return ground_truth[user_known & item_known].reset_index(drop=True), counts
