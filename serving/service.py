@@ -23,7 +23,8 @@ class NoRunError(RuntimeError):
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
-        self.store = store if store is not None else open_store(settings.store, settings.store_timeout_ms)
+        self.store = store if store is not None else open_store(settings.store, settings.store_timeout_ms,
+                                                                        **settings.store_layout())
         self.metrics = service_metrics()
         self.offers = pd.read_csv(settings.offers_file) if settings.offers_file else None
         self._run: LoadedRun | None = None

@@ -68,6 +68,13 @@ class Settings:
     spool_path: str | None = None             # default: <store or cwd>/request_log.spool.jsonl
     spool_max_rows: int = 1_000_000
     store_timeout_ms: int = 3000
+    # the management API's logging layout and customer lookup (MongoDB; a local store reads the fields)
+    logging_database: str = "logging"
+    logging_collection: str = "ecosystemruntime"
+    logging_collection_response: str = "ecosystemruntime_response"
+    customer_lookup_collection: str = "customer_lookup"
+    customer_lookup_key: str = "customer_id"
+    customer_lookup_fields: tuple = ()
     shutdown_grace_seconds: int = 10          # in-flight requests get this long after SIGTERM
     freeze_heap: bool = True                  # gc.freeze() after each run load (see service.settle_heap)
 
@@ -96,6 +103,14 @@ class Settings:
             return Path(self.spool_path)
         base = Path(self.store) if not self.store.startswith("mongodb") else Path.cwd()
         return base / "request_log.spool.jsonl"
+
+    def store_layout(self) -> dict:
+        """``open_store``'s layout arguments from these settings."""
+        return {"logging_database": self.logging_database, "logging_collection": self.logging_collection,
+                "logging_collection_response": self.logging_collection_response,
+                "customer_lookup_collection": self.customer_lookup_collection,
+                "customer_lookup_key": self.customer_lookup_key,
+                "customer_lookup_fields": list(self.customer_lookup_fields) or None}
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -147,7 +162,7 @@ def _parse(field, raw: str, name: str):
                 raise ValueError("expected a JSON object")
             return value
         if kind == "tuple":
-            separator = "," if name.lower().endswith(("campaigns", "cors_origins")) else os.pathsep
+            separator = "," if name.lower().endswith(("campaigns", "cors_origins", "fields")) else os.pathsep
             return tuple(p.strip() for p in raw.split(separator) if p.strip())
         if "int" in kind and raw:
             return int(raw)

@@ -24,9 +24,10 @@ def store(request, tmp_path):
         if not MONGO_URI:
             pytest.skip(SKIP_REAL)
         name = f"tt_tf_test_{uuid.uuid4().hex[:8]}"
-        real = MongoStore(MONGO_URI, database=name)
+        real = MongoStore(MONGO_URI, database=name, logging_database=f"{name}_logging")
         yield real
         real.client.drop_database(name)
+        real.client.drop_database(f"{name}_logging")
         real.close()
 
 
@@ -158,3 +159,65 @@ def test_too_many_whitelisted_customers_are_always_asked_for(tmp_path):
     assert sum("FROM whitelist WHERE" in s for s in counter.statements) == 2
     with pytest.raises(ValueError, match="whitelist_recheck_seconds"):
         LocalStore(tmp_path / "other", whitelist_recheck_seconds=-1)
+
+
+@pytest.fixture(params=["mongomock", "mongodb"])
+def mongo_client(request):
+    if request.param == "mongomock":
+        yield pytest.importorskip("mongomock").MongoClient(), "tt_tf_test"
+    else:
+        if not MONGO_URI:
+            pytest.skip(SKIP_REAL)
+        import pymongo
+        client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=3000)
+        name = f"tt_tf_test_{uuid.uuid4().hex[:8]}"
+        yield client, name
+        for database in (name, f"{name}_logs"):
+            client.drop_database(database)
+        client.close()
+
+
+def test_request_logs_follow_the_management_apis_layout(mongo_client):
+    """A `logging` database with two collections (issue 23), names configurable."""
+    client, name = mongo_client
+    logs = f"{name}_logs"
+    store = MongoStore(client=client, database=name, logging_database=logs)
+    store.log_invocations([{"uuid": "u1", "datetime": "2026-01-01T00:00:00+00:00", "customer": "7"}])
+    store.log_responses([{"uuid": "u1", "offers": ["A"]}])
+    assert [d["uuid"] for d in client[logs]["ecosystemruntime"].find()] == ["u1"]
+    assert [d["uuid"] for d in client[logs]["ecosystemruntime_response"].find()] == ["u1"]
+    assert "logging.ecosystemruntime" not in client[name].list_collection_names()
+    renamed = MongoStore(client=client, database=name, logging_database=logs, logging_collection="runtime",
+                         logging_collection_response="runtime_response")
+    renamed.log_invocations([{"uuid": "u2", "datetime": "2026-01-01T00:00:01+00:00"}])
+    assert [r["uuid"] for r in renamed.invocation_logs()] == ["u2"]
+    default = MongoStore(client=pytest.importorskip("mongomock").MongoClient(), database="x")
+    assert (default.invocations.database.name, default.invocations.name, default.responses.name) == \
+        ("logging", "ecosystemruntime", "ecosystemruntime_response")
+
+
+def test_customer_lookup_key_collection_and_fields_are_settings(mongo_client, tmp_path):
+    client, name = mongo_client
+    client[name]["subscribers"].insert_one({"msisdn": "27820001", "age": 31, "segment": "a", "notes": "x"})
+    store = MongoStore(client=client, database=name, customer_lookup_collection="subscribers",
+                       customer_lookup_key="msisdn", customer_lookup_fields=["age", "segment", "region"])
+    assert store.customer_features("27820001") == {"age": 31, "segment": "a"}  # the configured fields only
+    assert store.customer_features("0") is None
+    store.put_customer("27820002", {"age": 40, "segment": "b"})
+    assert store.customer_features("27820002") == {"age": 40, "segment": "b"}
+    local = LocalStore(tmp_path / "local", customer_lookup_fields=["age"])
+    local.put_customer("1", {"age": 22, "segment": "b"})
+    assert local.customer_features("1") == {"age": 22}
+
+
+def test_the_scorer_settings_reach_the_store(tmp_path):
+    from serving.settings import Settings
+    from tt_tf.stores import open_store
+    settings = Settings.from_env({"TT_TF_STORE": str(tmp_path / "s"), "TT_TF_CUSTOMER_LOOKUP_FIELDS": "age,segment",
+                                  "TT_TF_LOGGING_DATABASE": "logs"})
+    assert settings.store_layout()["customer_lookup_fields"] == ["age", "segment"]
+    assert settings.store_layout()["logging_database"] == "logs"
+    store = open_store(settings.store, **settings.store_layout())
+    store.put_customer("1", {"age": 22, "segment": "b", "other": 1})
+    assert store.customer_features("1") == {"age": 22, "segment": "b"}
+

@@ -276,7 +276,7 @@ def cmd_serve(args):
     from tt_tf.stores import StoreError, open_store, redacted
     settings = serve_settings(args)
     try:  # an unreachable store is one line and exit 2, before any server starts
-        store = open_store(settings.store, settings.store_timeout_ms)
+        store = open_store(settings.store, settings.store_timeout_ms, **settings.store_layout())
         store.ping()
     except StoreError as error:
         reason = redacted(str(error).split(" (configured")[0])[:200]

@@ -18,13 +18,15 @@ def redacted(text) -> str:
     return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
 
 
-def open_store(uri, timeout_ms: int = 3000) -> Store:
-    """``mongodb://`` / ``mongodb+srv://`` URI -> ``MongoStore``; anything else is a local path."""
+def open_store(uri, timeout_ms: int = 3000, **layout) -> Store:
+    """``mongodb://`` / ``mongodb+srv://`` URI -> ``MongoStore``; anything else is a local path.
+    ``layout``: ``MongoStore``'s names (logging database and collections, customer lookup);
+    a local store reads ``customer_lookup_fields`` only."""
     text = str(uri)
     if text.startswith(("mongodb://", "mongodb+srv://")):
         from tt_tf.stores.mongo import MongoStore
-        return MongoStore(text, timeout_ms=timeout_ms)
-    return LocalStore(text)
+        return MongoStore(text, timeout_ms=timeout_ms, **layout)
+    return LocalStore(text, customer_lookup_fields=layout.get("customer_lookup_fields"))
 
 
 __all__ = ["ItemTable", "LocalStore", "OFFER_ATTRIBUTES", "Store", "StoreError", "open_store", "redacted"]

@@ -71,12 +71,14 @@ class LocalStore(Store):
 
     lookups_block = False  # SQLite on a local disk and in-memory user tables: microseconds
 
-    def __init__(self, root, whitelist_recheck_seconds: float = 0.5, max_cached_whitelist_keys: int = 1_000_000):
+    def __init__(self, root, whitelist_recheck_seconds: float = 0.5, max_cached_whitelist_keys: int = 1_000_000,
+                 customer_lookup_fields=None):
         if whitelist_recheck_seconds < 0:
             raise ValueError(f"whitelist_recheck_seconds must be >= 0, got {whitelist_recheck_seconds}")
         self.root = Path(root)
         self.whitelist_recheck_seconds = float(whitelist_recheck_seconds)
         self.max_cached_whitelist_keys = int(max_cached_whitelist_keys)
+        self.customer_fields = list(customer_lookup_fields) if customer_lookup_fields else None
         self._whitelist_keys: tuple | None = None  # (keys or None, version, checked at)
         try:
             (self.root / "runs").mkdir(parents=True, exist_ok=True)
@@ -235,7 +237,11 @@ class LocalStore(Store):
     def customer_features(self, customer_id) -> dict | None:
         row = self._db().execute("SELECT features FROM customers WHERE customer_id = ?",
                                  (str(customer_id),)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        features = json.loads(row[0])
+        fields = self.customer_fields
+        return {name: features[name] for name in fields if name in features} if fields else features
 
     # logs and documents
     def log_invocations(self, rows: list) -> None:

@@ -1,14 +1,17 @@
 """MongoDB store (pymongo), with the collection names of the scorer contract.
 
-Collections (in one database):
+Collections of the store's database:
     two_tower_runs                       run records, unique run_id
     two_tower_user_embeddings            {run_id, customer_id, embedding}, unique (run_id, customer_id)
     two_tower_item_embeddings            {run_id, offer, embedding, offer attributes}, unique (run_id, offer)
-    logging.ecosystemruntime             one row per invocation, unique uuid
-    logging.ecosystemruntime_response    rows of POST /response
     whitelist                            {customer_key, white_list: [offer names]}
-    customer_lookup                      {customer_id, features}
+    customer_lookup                      {customer_id, features} (collection, key and fields configurable)
     <scores collection>                  batch-score documents, unique (run_id, customer_id)
+
+and the request logs in the management API's layout (``logging_database="logging"``,
+``logging_collection="ecosystemruntime"``, ``logging_collection_response=
+"ecosystemruntime_response"``): a ``logging`` database of two collections, one row per
+invocation (unique uuid) and the rows of ``POST /response``. The names are arguments.
 
 Every call has explicit timeouts (server selection, connect, socket); failures surface as
 ``StoreError`` so the scorer can spool logs and answer 503 instead of hanging.
@@ -22,8 +25,7 @@ from tt_tf.stores.base import OFFER_ATTRIBUTES, ItemTable, Store, StoreError, ch
 RUNS = "two_tower_runs"
 USERS = "two_tower_user_embeddings"
 ITEMS = "two_tower_item_embeddings"
-INVOCATIONS = "logging.ecosystemruntime"
-RESPONSES = "logging.ecosystemruntime_response"
+LOGGING_DATABASE, INVOCATIONS, RESPONSES = "logging", "ecosystemruntime", "ecosystemruntime_response"
 WHITELIST = "whitelist"
 CUSTOMERS = "customer_lookup"
 _BULK = 1000
@@ -40,6 +42,13 @@ class MongoStore(Store):
         database: database name (default ``tt_tf``).
         client: an existing ``MongoClient`` (e.g. ``mongomock.MongoClient()`` in tests).
         timeout_ms: server selection, connect and socket timeout.
+        logging_database, logging_collection, logging_collection_response: where the request logs
+            go (the management API's deployment settings; defaults ``logging``,
+            ``ecosystemruntime``, ``ecosystemruntime_response``).
+        customer_lookup_collection, customer_lookup_key: the customer documents and the field the
+            customer id is matched on (the contract's lookup key).
+        customer_lookup_fields: the fields of a customer document that are features (the
+            management API's "virtual variables"); None reads its ``features`` subdocument.
 
     Example:
         >>> store = MongoStore("mongodb://localhost:27017/recsys", timeout_ms=3000)  # doctest: +SKIP
@@ -48,7 +57,10 @@ class MongoStore(Store):
         True
     """
 
-    def __init__(self, uri: str | None = None, database: str | None = None, client=None, timeout_ms: int = 3000):
+    def __init__(self, uri: str | None = None, database: str | None = None, client=None, timeout_ms: int = 3000,
+                 logging_database: str = LOGGING_DATABASE, logging_collection: str = INVOCATIONS,
+                 logging_collection_response: str = RESPONSES, customer_lookup_collection: str = CUSTOMERS,
+                 customer_lookup_key: str = "customer_id", customer_lookup_fields=None):
         if client is None:
             if not uri:
                 raise ValueError("MongoStore needs uri='mongodb://...' or client=")
@@ -61,6 +73,11 @@ class MongoStore(Store):
         # `sort` field); there, and only there, upserts go one document at a time
         self._one_by_one = type(client).__module__.startswith("mongomock")
         self.db = client[database or "tt_tf"]
+        logs = client[logging_database]
+        self.invocations, self.responses = logs[logging_collection], logs[logging_collection_response]
+        self.customers = self.db[customer_lookup_collection]
+        self.customer_key = customer_lookup_key
+        self.customer_fields = list(customer_lookup_fields) if customer_lookup_fields else None
         self._user_cache: dict = {}
         self._guard(self._create_indexes)
 
@@ -79,22 +96,25 @@ class MongoStore(Store):
         self.db[RUNS].create_index([("created_at", pymongo.DESCENDING)])
         self.db[USERS].create_index([("run_id", 1), ("customer_id", 1)], unique=True)
         self.db[ITEMS].create_index([("run_id", 1), ("offer", 1)], unique=True)
-        self.db[INVOCATIONS].create_index("uuid", unique=True)
-        self.db[RESPONSES].create_index("uuid")
+        self.invocations.create_index("uuid", unique=True)
+        self.responses.create_index("uuid")
         self.db[WHITELIST].create_index("customer_key", unique=True)
-        self.db[CUSTOMERS].create_index("customer_id", unique=True)
+        self.customers.create_index(self.customer_key, unique=True)
 
-    def _upsert(self, collection: str, keys: tuple, documents: list) -> None:
+    def _upsert(self, collection, keys: tuple, documents: list) -> None:
+        """Replace-or-insert ``documents`` by ``keys`` into ``collection`` (a name in the store's
+        database, or a collection object)."""
         from pymongo import ReplaceOne
+        target = self.db[collection] if isinstance(collection, str) else collection
 
         def write():
             for start in range(0, len(documents), _BULK):
                 chunk = documents[start:start + _BULK]
                 if self._one_by_one:
                     for d in chunk:
-                        self.db[collection].replace_one({k: d[k] for k in keys}, d, upsert=True)
+                        target.replace_one({k: d[k] for k in keys}, d, upsert=True)
                     continue
-                self.db[collection].bulk_write(
+                target.bulk_write(
                     [ReplaceOne({k: d[k] for k in keys}, d, upsert=True) for d in chunk], ordered=False)
         self._guard(write)
 
@@ -166,26 +186,32 @@ class MongoStore(Store):
         return None if document is None else list(document.get("white_list") or [])
 
     def put_customer(self, customer_id, features: dict) -> None:
-        self._upsert(CUSTOMERS, ("customer_id",), [{"customer_id": str(customer_id), "features": dict(features)}])
+        document = {self.customer_key: str(customer_id)}
+        document.update(dict(features) if self.customer_fields else {"features": dict(features)})
+        self._upsert(self.customers, (self.customer_key,), [document])
 
     def customer_features(self, customer_id) -> dict | None:
-        document = self._guard(self.db[CUSTOMERS].find_one, {"customer_id": str(customer_id)})
-        return None if document is None else dict(document.get("features") or {})
+        document = self._guard(self.customers.find_one, {self.customer_key: str(customer_id)})
+        if document is None:
+            return None
+        if self.customer_fields:  # the configured fields of the document itself
+            return {name: document[name] for name in self.customer_fields if name in document}
+        return dict(document.get("features") or {})
 
     # logs and documents
     def log_invocations(self, rows: list) -> None:
         # upsert by uuid: a row replayed from the spool after a partial write is not doubled
-        self._upsert(INVOCATIONS, ("uuid",), [dict(r) for r in rows])
+        self._upsert(self.invocations, ("uuid",), [dict(r) for r in rows])
 
     def log_responses(self, rows: list) -> None:
-        self._guard(self.db[RESPONSES].insert_many, [dict(r) for r in rows])
+        self._guard(self.responses.insert_many, [dict(r) for r in rows])
 
     def invocation_logs(self) -> list:
-        return self._guard(lambda: [self._clean(d) for d in self.db[INVOCATIONS].find().sort(
+        return self._guard(lambda: [self._clean(d) for d in self.invocations.find().sort(
             [("datetime", 1), ("uuid", 1)])])
 
     def response_logs(self) -> list:
-        return self._guard(lambda: [self._clean(d) for d in self.db[RESPONSES].find().sort("_id", 1)])
+        return self._guard(lambda: [self._clean(d) for d in self.responses.find().sort("_id", 1)])
 
     def put_scores(self, collection: str, documents: list) -> None:
         for d in documents:
