@@ -236,3 +236,25 @@ def test_publish_and_serve_share_one_default_store_and_serve_takes_items(tiny_bu
     table = open_store(settings.store).item_table(tiny_bundle[1]["run_id"])
     first = table.offers[0]
     assert table.attributes[first]["offer_name"] == f"movie {first}" and table.attributes[first]["price"] == 2.5
+
+
+def test_load_whitelist_and_customers_from_files(capsys, tmp_path):
+    from tt_tf.stores import open_store
+    pd.DataFrame({"customer_key": ["1", "1", "2", "3"], "offer_name": ["A", "B", "C|D", None]}).to_csv(
+        tmp_path / "white.csv", index=False)
+    pd.DataFrame({"msisdn": [10, 11], "age": [31, None], "segment": ["a", "b"]}).to_parquet(tmp_path / "c.parquet")
+    store = tmp_path / "store"
+    code, out, _ = run_cli(capsys, "load-whitelist", tmp_path / "white.csv", "--store", store)
+    assert code == 0 and "3 customers" in out
+    local = open_store(store)
+    assert local.whitelist("1") == ["A", "B"] and local.whitelist("2") == ["C", "D"] and local.whitelist("3") == []
+    code, out, _ = run_cli(capsys, "load-customers", tmp_path / "c.parquet", "--store", store, "--id-column", "msisdn")
+    assert code == 0 and local.customer_features("10") == {"age": 31.0, "segment": "a"}
+    assert local.customer_features("11") == {"segment": "b"}  # a missing value is no feature
+    code, _, err = run_cli(capsys, "load-customers", tmp_path / "c.parquet", "--store", store)
+    assert_one_line_error(code, err, "customer_id", "--id-column")
+    pd.DataFrame({"customer_id": ["1", "1"], "age": [3, 4]}).to_csv(tmp_path / "dup.csv", index=False)
+    code, _, err = run_cli(capsys, "load-customers", tmp_path / "dup.csv", "--store", store)
+    assert_one_line_error(code, err, "more than one row")
+    code, _, err = run_cli(capsys, "load-whitelist", tmp_path / "missing.csv", "--store", store)
+    assert_one_line_error(code, err, "not found")

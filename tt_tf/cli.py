@@ -1,4 +1,5 @@
-"""The ``tt-tf`` command line: train, embed, evaluate, report, demo, hitrate, publish, flatten, serve."""
+"""The ``tt-tf`` command line: train, embed, evaluate, report, demo, hitrate, publish, load-whitelist,
+load-customers, flatten, serve."""
 from __future__ import annotations
 
 import argparse
@@ -223,6 +224,55 @@ def cmd_publish(args):
     return 0
 
 
+def _store_table(args, name, *columns):
+    """The table of a load command, its named columns checked (one line when one is missing)."""
+    frame = _read(args.file, name)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{args.file} has no column {missing[0]!r} (columns: {list(frame.columns)}); "
+                         f"name it with --{'id' if missing[0] == columns[0] else 'offer'}-column")
+    if frame[columns[0]].isna().any():
+        raise ValueError(f"{args.file}: column {columns[0]!r} has empty values (row "
+                         f"{int(frame[columns[0]].isna().to_numpy().argmax()) + 2} of the file)")
+    return frame
+
+
+def cmd_load_whitelist(args):
+    """Whitelists from a table: one row per (customer, offer name), or the names as ``A|B|C``."""
+    from tt_tf.stores import open_store
+    frame = _store_table(args, "whitelist", args.id_column, args.offer_column)
+    store = open_store(args.store)
+    offers = {}
+    for key, names in zip(frame[args.id_column].astype(str), frame[args.offer_column]):
+        parts = [] if pd_isna(names) else [n.strip() for n in str(names).split("|") if n.strip()]
+        offers.setdefault(key, []).extend(parts)
+    for key, names in offers.items():
+        store.put_whitelist(key, list(dict.fromkeys(names)))
+    print(f"loaded whitelists of {len(offers)} customers ({sum(map(len, offers.values()))} offers) into {store!r}")
+    return 0
+
+
+def cmd_load_customers(args):
+    """Customer features from a table: one row per customer, every other column a feature."""
+    from tt_tf.stores import open_store
+    frame = _store_table(args, "customers", args.id_column)
+    if frame[args.id_column].astype(str).duplicated().any():
+        first = frame[args.id_column][frame[args.id_column].astype(str).duplicated()].iloc[0]
+        raise ValueError(f"{args.file}: customer {first!r} has more than one row")
+    store = open_store(args.store)
+    features = [c for c in frame.columns if c != args.id_column]
+    for record in frame.to_dict("records"):
+        store.put_customer(str(record[args.id_column]),
+                           {c: record[c] for c in features if not pd_isna(record[c])})
+    print(f"loaded features ({', '.join(features)}) of {len(frame)} customers into {store!r}")
+    return 0
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+    return value is None or (not isinstance(value, (list, tuple)) and bool(pd.isna(value)))
+
+
 def cmd_flatten(args):
     from tt_tf.stores import open_store
     from tt_tf.stores.flatten import flatten_store
@@ -382,6 +432,19 @@ def build_parser():
                      "tt_tf_store beside the run directory, as serve)")
     pub.add_argument("--items", help="item table with offer attributes (offer_name/title, price, cost, offer_value)")
     pub.set_defaults(func=cmd_publish)
+
+    whitelist = sub.add_parser("load-whitelist", help="load customers' whitelists (offer names) into a store")
+    whitelist.add_argument("file", help=".csv or .parquet: one row per customer and offer name (or names as A|B|C)")
+    whitelist.add_argument("--store", required=True, help="mongodb://host/db or a local store directory")
+    whitelist.add_argument("--id-column", default="customer_key", help="the customer column (default customer_key)")
+    whitelist.add_argument("--offer-column", default="offer_name", help="the offer-name column (default offer_name)")
+    whitelist.set_defaults(func=cmd_load_whitelist)
+
+    customers = sub.add_parser("load-customers", help="load customer features (the live tower's lookup) into a store")
+    customers.add_argument("file", help=".csv or .parquet: one row per customer, every other column a feature")
+    customers.add_argument("--store", required=True, help="mongodb://host/db or a local store directory")
+    customers.add_argument("--id-column", default="customer_id", help="the customer column (default customer_id)")
+    customers.set_defaults(func=cmd_load_customers)
 
     flat = sub.add_parser("flatten", help="join invocation and response logs into training rows")
     flat.add_argument("--store", required=True, help="the scorer's store (mongodb://... or a directory)")
