@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from serving.ranking import offer_set
+from serving.remote_tower import RemoteQueryTower, RemoteTowerError, check_feature_types
 from tt_tf.bundle.format import (
     LIGHT_RANKER,
     OUTPUT_NAME,
@@ -61,18 +62,6 @@ class FeatureTypeError(ValueError):
     """A request feature whose value the tower cannot read as its type (a 422, not a default)."""
 
 
-def _numeric(value) -> bool:
-    if isinstance(value, bool) or value is None:
-        return value is None
-    if isinstance(value, (int, float)):
-        return True
-    try:
-        float(str(value))
-        return True
-    except ValueError:
-        return False
-
-
 class LiveQueryTower:
     """The exported query tower, shared by the event loop's concurrent requests through
     micro-batching: the first request to reach it schedules one tower call at the end of the
@@ -91,10 +80,7 @@ class LiveQueryTower:
     def check_features(self, features: dict) -> None:
         """Raise ``FeatureTypeError`` naming the first feature the tower reads as a number whose
         value is not one: the training pipeline's rules would read it as missing, silently."""
-        for name, value in features.items():
-            dtype = self.inputs.get(name)
-            if dtype is not None and dtype != tf.string and not _numeric(value):
-                raise FeatureTypeError(f"feature {name!r} must be a number, got {str(value)[:40]!r}")
+        check_feature_types({name: dtype.name for name, dtype in self.inputs.items()}, features, FeatureTypeError)
 
     def embed_many(self, rows: list) -> np.ndarray:
         vectors = self.signature(**rows_to_signature_inputs(rows, self.inputs))[OUTPUT_NAME].numpy()
@@ -185,7 +171,8 @@ class LoadedRun:
     """Everything one run needs to answer requests, built once and swapped in atomically."""
 
     def __init__(self, store: Store, record: dict, similarity: str | None = None, model_roots=(),
-                 live_user_tower: bool = True, offers: pd.DataFrame | None = None, similarity_override: bool = False):
+                 live_user_tower: bool = True, offers: pd.DataFrame | None = None, similarity_override: bool = False,
+                 remote_tower: dict | None = None):
         self.store = store
         self.record = record
         self.run_id = record["run_id"]
@@ -221,6 +208,13 @@ class LoadedRun:
         bundle = self._verified_bundle(model_roots)
         self.query_tower = LiveQueryTower(bundle) if live_user_tower and bundle is not None \
             and (bundle / QUERY_TOWER).exists() else None
+        if remote_tower is not None:  # the tower served elsewhere, the run's own as its fall-back
+            inputs = record.get("query_inputs") or (load_manifest(bundle)["inputs"]["query_tower"]
+                                                    if bundle is not None else None)
+            if not inputs:
+                raise RunLoadError(f"run {self.run_id}: a remote user tower needs the query tower's inputs, from "
+                                   "the bundle's manifest (put the bundle under model_roots)")
+            self.query_tower = RemoteQueryTower(inputs=inputs, fallback=self.query_tower, **remote_tower)
         self.light_ranker = LightRankerScorer(bundle) if bundle is not None and (bundle / LIGHT_RANKER).exists() \
             else None
         # the ranker was trained on the towers' own vectors, not on re-normalised ones
@@ -290,7 +284,10 @@ class LoadedRun:
             # a local store reads its user table on first use: here, not in the event loop
             self.store.user_vectors(self.run_id)
         if self.query_tower is not None:
-            vector = self.query_tower.embed(defaults or {})
+            try:
+                vector = self.query_tower.embed(defaults or {})
+            except RemoteTowerError as error:  # a remote tower down at load: requests fall back then
+                logger.warning("warm-up: %s", error)
         rows = np.arange(min(len(self.item_ids), 8))
         self.scores(vector, rows)
         if self.light_ranker is not None:

@@ -94,7 +94,8 @@ class Service:
                                         "runs published later are not served; force=true reloads the pinned run")
                 return answer
             run = LoadedRun(self.store, record, self.settings.similarity, self.settings.model_roots,
-                            self.settings.live_user_tower, self.offers, self.settings.similarity_override)
+                            self.settings.live_user_tower, self.offers, self.settings.similarity_override,
+                            self.settings.remote_tower())
             if self.settings.model_type == "light_ranker" and run.light_ranker is None:
                 raise RunLoadError(f"model type light_ranker needs a bundle with a light ranker; run "
                                    f"{record['run_id']} has none (or its bundle is not under model_roots)")

@@ -6,7 +6,8 @@ keys; they map onto the same settings:
     predictor.model.type=similarity               required when given (the only type served)
     plugin.prescore=PrePredictTwoTower            accepted
     plugin.postscore=PostScoreTwoTower            accepted
-    predictor.twotower.user.embed=<model>:<url>   turns the live query tower on
+    predictor.twotower.user.embed=<model>:<url>   a remote query tower (TensorFlow Serving REST; also
+                                                  tfserving:<url>:<model>); "local": the run's own
     predictor.twotower.similarity=cosine|dot      scoring (unset: the run's, see serving.run.resolve_similarity)
     predictor.twotower.similarity.override=true   serve a similarity that contradicts the run (logged)
 Environment variables win over the properties file.
@@ -46,6 +47,10 @@ class Settings:
     postscore: str = "PostScoreTwoTower"
     user_embed: str | None = None
     live_user_tower: bool = True
+    # a remote user tower (user_embed=tfserving:<url>:<model>): per-call timeout and circuit breaker
+    remote_tower_timeout_ms: int = 500
+    remote_tower_failures_to_open: int = 3
+    remote_tower_open_seconds: float = 10.0
     similarity: str | None = None             # cosine | dot; None: as the run was trained (manifest)
     similarity_override: bool = False         # serve a similarity that contradicts the run (logged)
     default_features: dict = dataclasses.field(default_factory=dict)
@@ -96,6 +101,7 @@ class Settings:
         self.model_roots = tuple(str(Path(r).resolve()) for r in self.model_roots)
         if self.user_embed:
             self.live_user_tower = True
+            self.remote_tower()  # a malformed value is refused at startup
 
     @property
     def spool_file(self) -> Path:
@@ -103,6 +109,15 @@ class Settings:
             return Path(self.spool_path)
         base = Path(self.store) if not self.store.startswith("mongodb") else Path.cwd()
         return base / "request_log.spool.jsonl"
+
+    def remote_tower(self) -> dict | None:
+        """``RemoteQueryTower``'s arguments when ``user_embed`` names a remote tower, else None."""
+        from serving.remote_tower import parse_user_embed
+        target = parse_user_embed(self.user_embed)
+        if target is None:
+            return None
+        return {"url": target[0], "model": target[1], "timeout_seconds": self.remote_tower_timeout_ms / 1000,
+                "failures_to_open": self.remote_tower_failures_to_open, "open_seconds": self.remote_tower_open_seconds}
 
     def store_layout(self) -> dict:
         """``open_store``'s layout arguments from these settings."""

@@ -7,6 +7,7 @@ import asyncio
 
 from fastapi.concurrency import run_in_threadpool
 
+from serving.remote_tower import RemoteTowerError
 from serving.service import Service
 from tt_tf.stores import StoreError
 
@@ -61,7 +62,11 @@ async def user_vector(service: Service, run, customer, params: dict | None, stor
             else (params or None)
     vector, tower_input, source = run.user_vector_plan(stored, features, defaults)
     if tower_input is not None:
-        vector = await run.query_tower.embed_async(tower_input)
+        try:
+            vector = await run.query_tower.embed_async(tower_input)
+        except RemoteTowerError as error:  # no tower answered: the request goes on without a vector
+            service.metrics.inc("tt_tf_remote_tower_errors_total")
+            return None, f"the user tower did not answer: {error}"
     return vector, source
 
 
