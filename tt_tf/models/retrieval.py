@@ -78,7 +78,7 @@ class RetrievalMethods(RankMetrics):
         loss = logs["loss"] * global_rows / tf.maximum(rows, 1.0)
         values = {"loss": loss, "regularization_loss": logs["regularization_loss"],
                   "total_loss": loss + logs["regularization_loss"]}
-        for name, tracker in self.loss_trackers.items():
+        for name, tracker in self.epoch_loss_means.items():
             tracker.update_state(values[name], sample_weight=rows)
             logs[name] = tracker.result()
         return logs

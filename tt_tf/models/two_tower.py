@@ -191,7 +191,7 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
         # the in-batch ranking metrics shown during fit
         self.set_rank_metrics([RecallAt(k, name="in_batch_recall_at") for k in self.in_batch_metrics_k])
         # the losses shown are epoch means, as Keras shows a compiled loss (TFRS shows the last batch's)
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_KEYS}
+        self.epoch_loss_means = {name: keras.metrics.Mean(name=name) for name in LOSS_KEYS}
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)
