@@ -294,6 +294,7 @@ def serve_settings(args):
     later); a store folder or URI serves its newest run (or ``TT_TF_RUN_ID``). A path that is
     neither a run nor a store is refused before anything is created."""
     from serving.settings import Settings
+    from tt_tf.bundle.format import load_manifest
     from tt_tf.bundle.publish import publish
     from tt_tf.stores import open_store
     target = Path(args.run_or_store)
@@ -307,7 +308,11 @@ def serve_settings(args):
     overrides = {}
     if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
         store_uri = default_store(target, args.store)
-        record = publish(target, open_store(store_uri), _read(getattr(args, "items", None), "items"))
+        store, items = open_store(store_uri), _read(getattr(args, "items", None), "items")
+        run_id = load_manifest(target)["run_id"]
+        # a run published before (with its offers' names and prices) is served as it is
+        record = store.get_run(run_id) if items is None else None
+        record = record or publish(target, store, items)
         overrides = {"store": store_uri}
         if getattr(args, "pin", False):
             overrides["run_id"] = record["run_id"]
