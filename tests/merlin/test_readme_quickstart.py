@@ -2,6 +2,9 @@
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains, evaluates the full catalogue and saves a model (about 7 s)
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
