@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import LimitAndMeasure, logged_path, route_template
 from serving.routers import admin, health, invocations, offline, responses, retrieve
-from serving.run import FeatureTypeError, RunLoadError
+from serving.run import RunLoadError
+from serving.schemas import FeatureTypeError
 from serving.service import NoRunError, Service
 from serving.settings import Settings
 from tt_tf.stores import StoreError

@@ -20,6 +20,8 @@ import urllib.request
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
+from serving.schemas import check_feature_types
+
 MISSING = {"string": "", "int64": -1}  # what the training pipeline reads as missing (floats: NaN)
 
 
@@ -40,28 +42,6 @@ def parse_user_embed(value: str | None):
     if not url.startswith(("http://", "https://")) or not model:
         raise ValueError(f"user_embed {value!r}: expected tfserving:<http(s) url>:<model> or <model>:<http(s) url>")
     return url.rstrip("/"), model
-
-
-def check_feature_types(kinds: dict, features: dict, error_type) -> None:
-    """Raise ``error_type`` naming the first feature read as a number whose value is not one."""
-    for name, value in features.items():
-        kind = kinds.get(name)
-        if kind is not None and kind != "string" and not _numeric(value):
-            raise error_type(f"feature {name!r} must be a number, got {str(value)[:40]!r}")
-
-
-def _numeric(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    try:
-        float(str(value))
-        return True
-    except ValueError:
-        return False
 
 
 class RemoteQueryTower:
@@ -85,8 +65,7 @@ class RemoteQueryTower:
         self.calls = self.failed_calls = self.short_circuited = 0
 
     def check_features(self, features: dict) -> None:
-        from serving.run import FeatureTypeError
-        check_feature_types(self.inputs, features, FeatureTypeError)
+        check_feature_types(self.inputs, features)
 
     def _instance(self, features: dict) -> dict:
         row = {}
@@ -139,4 +118,4 @@ class RemoteQueryTower:
             return await self.fallback.embed_async(features)
 
 
-__all__ = ["RemoteQueryTower", "RemoteTowerError", "check_feature_types", "parse_user_embed"]
+__all__ = ["RemoteQueryTower", "RemoteTowerError", "parse_user_embed"]

@@ -72,7 +72,6 @@ class RequestLogger:
         self.dropped = 0
         self.last_error: str | None = None
         self._held: list = []  # rows neither the store nor the spool took: retried first
-        self._max_held = int(queue_size)
         self._backoff = 0.0
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self._spooled = self._count_spool()
@@ -206,7 +205,7 @@ class RequestLogger:
 
     def _hold(self, rows: list) -> None:
         """Keep rows in memory for the next round, up to the queue's size; count the rest dropped."""
-        room = max(self._max_held - len(self._held), 0)
+        room = max(self._queue.maxsize - len(self._held), 0)
         self._held.extend(rows[:room])
         if len(rows) > room:
             self._count_dropped(len(rows) - room)

@@ -16,7 +16,8 @@ import pandas as pd
 import tensorflow as tf
 
 from serving.ranking import offer_set
-from serving.remote_tower import RemoteQueryTower, RemoteTowerError, check_feature_types
+from serving.remote_tower import RemoteQueryTower, RemoteTowerError
+from serving.schemas import check_feature_types
 from tt_tf.bundle.format import (
     LIGHT_RANKER,
     OUTPUT_NAME,
@@ -58,10 +59,6 @@ def _finite(vector: np.ndarray) -> np.ndarray:
     return vector
 
 
-class FeatureTypeError(ValueError):
-    """A request feature whose value the tower cannot read as its type (a 422, not a default)."""
-
-
 class LiveQueryTower:
     """The exported query tower, shared by the event loop's concurrent requests through
     micro-batching: the first request to reach it schedules one tower call at the end of the
@@ -74,13 +71,14 @@ class LiveQueryTower:
         self.manifest = load_manifest(run_dir)
         self.signature = tf.saved_model.load(str(run_dir / QUERY_TOWER)).signatures["serving_default"]
         self.inputs = saved_tower_inputs(self.signature)
+        self.kinds = {name: dtype.name for name, dtype in self.inputs.items()}  # for check_features
         self.max_batch = int(max_batch)
         self._pending: list = []  # (features, future) of the current loop turn
 
     def check_features(self, features: dict) -> None:
         """Raise ``FeatureTypeError`` naming the first feature the tower reads as a number whose
         value is not one: the training pipeline's rules would read it as missing, silently."""
-        check_feature_types({name: dtype.name for name, dtype in self.inputs.items()}, features, FeatureTypeError)
+        check_feature_types(self.kinds, features)
 
     def embed_many(self, rows: list) -> np.ndarray:
         vectors = self.signature(**rows_to_signature_inputs(rows, self.inputs))[OUTPUT_NAME].numpy()

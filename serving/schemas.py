@@ -27,6 +27,34 @@ def _id_text(value, field: str) -> str:
     return text
 
 
+class FeatureTypeError(ValueError):
+    """A request feature whose value the tower cannot read as its type (a 422, not a default)."""
+
+
+def check_feature_types(kinds: dict, features: dict) -> None:
+    """Raise ``FeatureTypeError`` naming the first feature the tower reads as a number
+    (``kinds``: feature -> ``"string" | "int64" | "float32"``) whose value is not one: the raw-value
+    rules would read it as missing, silently."""
+    for name, value in features.items():
+        kind = kinds.get(name)
+        if kind is not None and kind != "string" and not _numeric(value):
+            raise FeatureTypeError(f"feature {name!r} must be a number, got {str(value)[:40]!r}")
+
+
+def _numeric(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value))
+        return True
+    except ValueError:
+        return False
+
+
 class Invocation(BaseModel):
     """``POST /invocations`` as in the contract (customer and numberoffers as string or number,
     params as an object or a JSON-encoded string)."""

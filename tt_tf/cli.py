@@ -298,29 +298,25 @@ def serve_settings(args):
     from tt_tf.bundle.publish import publish
     from tt_tf.stores import open_store
     target = Path(args.run_or_store)
-    is_uri = "://" in args.run_or_store
-    if not is_uri and not (target / "manifest.json").exists() and not (target / "store.sqlite").exists():
+    is_run = (target / "manifest.json").exists()
+    if "://" not in args.run_or_store and not is_run and not (target / "store.sqlite").exists():
         # nothing is created: a wrong path would otherwise become an empty store that is never ready
         raise ValueError(f"{args.run_or_store} is neither a run directory (no manifest.json) nor a local store (no "
                          "store.sqlite): give a run directory, a store folder or a mongodb:// URI")
-    if getattr(args, "pin", False) and not (target / "manifest.json").exists():
+    if args.pin and not is_run:
         raise ValueError("--pin takes a run directory; to pin a run of a store set TT_TF_RUN_ID")
-    overrides = {}
-    if (target / "manifest.json").exists():  # a run directory: publish it into the local store first
-        store_uri = default_store(target, args.store)
-        store, items = open_store(store_uri), _read(getattr(args, "items", None), "items")
-        run_id = load_manifest(target)["run_id"]
-        # a run published before (with its offers' names and prices) is served as it is
-        record = store.get_run(run_id) if items is None else None
-        record = record or publish(target, store, items)
-        overrides = {"store": store_uri}
-        if getattr(args, "pin", False):
-            overrides["run_id"] = record["run_id"]
-        roots = tuple(os.environ.get("TT_TF_MODEL_ROOTS", "").split(os.pathsep)) if os.environ.get(
-            "TT_TF_MODEL_ROOTS") else (str(target.resolve().parent),)
-        overrides["model_roots"] = roots
-    else:
-        overrides = {"store": args.store or args.run_or_store}
+    if not is_run:
+        return Settings.from_env(store=args.store or args.run_or_store)
+    # a run directory: published into the local store first, unless it is there already (with its
+    # offers' names and prices: served as it is)
+    store_uri = default_store(target, args.store)
+    store, items = open_store(store_uri), _read(args.items, "items")
+    published = store.get_run(load_manifest(target)["run_id"]) if items is None else None
+    record = published or publish(target, store, items)
+    overrides = {"store": store_uri, "model_roots": tuple(os.environ["TT_TF_MODEL_ROOTS"].split(os.pathsep))
+                 if os.environ.get("TT_TF_MODEL_ROOTS") else (str(target.resolve().parent),)}
+    if args.pin:
+        overrides["run_id"] = record["run_id"]
     return Settings.from_env(**overrides)
 
 

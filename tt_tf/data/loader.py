@@ -30,14 +30,11 @@ def column_tensor(series: pd.Series, column) -> tf.Tensor | tf.RaggedTensor:
     return tf.constant(raw_array(series, column.dtype))
 
 
-_TF_DTYPES = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
-
-
 def loader_specs(schema: Schema) -> dict:
     """The type of each feature column of a ``Loader``'s batches (targets left out): what a
     tower fed by it takes, and what Keras saves as its input."""
-    return {c.name: tf.RaggedTensorSpec([None, None], _TF_DTYPES[c.dtype], ragged_rank=1) if c.is_list
-            else tf.TensorSpec([None], _TF_DTYPES[c.dtype], name=c.name)
+    return {c.name: tf.RaggedTensorSpec([None, None], tf.as_dtype(c.dtype), ragged_rank=1) if c.is_list
+            else tf.TensorSpec([None], tf.as_dtype(c.dtype), name=c.name)
             for c in schema if not c.has(Tags.TARGET)}
 
 

@@ -17,8 +17,6 @@ from tt_tf._keras import tf
 from tt_tf.data.schema import Schema
 from tt_tf.data.tables import DataError, feature_dict
 
-_TF = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
-
 
 def shard_row_groups(path, num_shards: int = 1, shard_index: int = 0) -> list:
     """The row groups of ``path`` that shard ``shard_index`` of ``num_shards`` reads."""
@@ -69,7 +67,7 @@ def parquet_dataset(path, schema: Schema, batch_size: int = 1024, extra_columns=
     """
     features = Schema(c for c in schema if c.is_feature)
     columns = features.column_names + list(extra_columns)
-    signature = {c.name: tf.TensorSpec([None], _TF[c.dtype]) for c in features}
+    signature = {c.name: tf.TensorSpec([None], tf.as_dtype(c.dtype)) for c in features}
     signature.update({name: tf.TensorSpec([None], tf.float32) for name in extra_columns})
 
     def generate():

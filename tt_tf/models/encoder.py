@@ -8,8 +8,6 @@ from tt_tf._keras import keras, tf
 from tt_tf.data.schema import Schema
 from tt_tf.layers.input_block import InputBlock
 
-_TF_DTYPES = {"int64": tf.int64, "float32": tf.float32, "string": tf.string}
-
 
 @keras.utils.register_keras_serializable(package="tt_tf")
 class Encoder(keras.Model):
@@ -52,7 +50,7 @@ class Encoder(keras.Model):
 
     def input_signature(self) -> dict:
         """``{column: tf.TensorSpec([None], raw dtype)}``: what an exported tower takes."""
-        return {c.name: tf.TensorSpec([None], _TF_DTYPES[c.dtype], name=c.name) for c in self.schema}
+        return {c.name: tf.TensorSpec([None], tf.as_dtype(c.dtype), name=c.name) for c in self.schema}
 
     def call(self, features, training=None):
         features = {name: features[name] for name in self.schema.column_names if name in features} \
@@ -119,7 +117,7 @@ class Encoder(keras.Model):
 
     @property
     def output_dim(self) -> int:
-        probe = {c.name: tf.zeros([1], _TF_DTYPES[c.dtype]) if c.dtype != "string" else tf.constant([""])
+        probe = {c.name: tf.zeros([1], tf.as_dtype(c.dtype)) if c.dtype != "string" else tf.constant([""])
                  for c in self.schema}
         return int(self(probe, training=False).shape[-1])
 
