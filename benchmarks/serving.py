@@ -135,11 +135,14 @@ async def load(base, bodies, concurrency):
             "requests_per_s": len(latencies) / elapsed, "requests": len(latencies)}
 
 
+SCORER_ENV: dict = {}  # settings every scorer of the run gets (--strict-log)
+
+
 def start_scorer(store_root, extra_env: dict):
     """A uvicorn scorer process on a free loopback port; returns (process, base url, seconds to ready)."""
     import httpx
     port = free_port()
-    env = {**os.environ, "TT_TF_STORE": str(store_root), "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}
+    env = {**os.environ, "TT_TF_STORE": str(store_root), "TF_CPP_MIN_LOG_LEVEL": "3", **SCORER_ENV, **extra_env}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "tt_tf.cli", "serve", str(store_root), "--port", str(port),
                                 "--log-level", "warning"],
@@ -192,12 +195,16 @@ def main():
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--offers", nargs="+", type=int, default=[100, 1000, 10_000])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
+    parser.add_argument("--strict-log", action="store_true",
+                        help="TT_TF_LOG_STRICT=true: each answer waits for its log row's fsync")
     args = parser.parse_args()
+    if args.strict_log:
+        SCORER_ENV["TT_TF_LOG_STRICT"] = "true"
     import pandas as pd
 
     from tt_tf.stores import LocalStore
     report = {"command": f"python benchmarks/serving.py --requests {args.requests} --offers "
-                         + " ".join(map(str, args.offers)),
+                         + " ".join(map(str, args.offers)) + (" --strict-log" if args.strict_log else ""),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -20,6 +20,8 @@ import queue
 import threading
 from pathlib import Path
 
+from serving.write_ahead import WriteAheadLog
+
 FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.05, 5.0
 
 
@@ -44,7 +46,8 @@ def complete_invocation_row(row: dict) -> dict:
 class RequestLogger:
     def __init__(self, write, spool_path, metrics=None, batch_size: int = 256, flush_seconds: float = 0.5,
                  queue_size: int = 10_000, spool_max_rows: int = 1_000_000, name: str = "invocations",
-                 linger_seconds: float = 0.02, prepare=None):
+                 linger_seconds: float = 0.02, prepare=None, write_ahead_folder=None,
+                 group_commit_seconds: float = 0.002):
         """Args:
             write: callable taking a list of rows (e.g. ``store.log_invocations``).
             spool_path: where rows wait while the store is down.
@@ -54,6 +57,10 @@ class RequestLogger:
             linger_seconds: after a row arrives, how long the writer waits for more before it
                 writes. A write's fixed cost (a SQLite commit: about 0.2 ms of CPU) then spreads
                 over the rows of 20 ms instead of falling on nearly every row under load.
+            write_ahead_folder: strict mode: ``log_accepted`` returns only once the row is in a
+                write-ahead file there, fsynced (``serving.write_ahead``); rows a killed process
+                left there are spooled (fsynced) at start, before anything new.
+            group_commit_seconds: strict mode: how long a flush waits to gather rows.
         """
         self.write = write
         self.spool_path = Path(spool_path)
@@ -75,6 +82,16 @@ class RequestLogger:
         self._backoff = 0.0
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self._spooled = self._count_spool()
+        self.write_ahead = None
+        self._handled = 0  # strict mode: rows stored, spooled or counted dropped, in arrival order
+        if write_ahead_folder is not None:
+            self.write_ahead = WriteAheadLog(write_ahead_folder, name, self._enqueue_in_order, group_commit_seconds)
+            self._first_seq = self.write_ahead.next_seq
+            recovered = self.write_ahead.recover()
+            if recovered:  # an earlier process was killed: its rows go before anything new
+                self._spool(recovered)
+                self._handled = 0  # they came from files, not from this process's sequence
+            self.write_ahead.forget_recovered()
         if metrics is not None:
             metrics.gauge_from("tt_tf_log_queue_depth", self._queue.qsize, log=name)
             metrics.gauge_from("tt_tf_log_spooled_rows", lambda: self._spooled, log=name)
@@ -93,14 +110,29 @@ class RequestLogger:
                 self.last_error = f"spool: {error}"
                 self._count_dropped(1)
 
+    async def log_accepted(self, row: dict) -> None:
+        """``log``, or in strict mode: return once the row is on disk (raises ``OSError`` when
+        it cannot be written: the request must then fail, not be answered unlogged)."""
+        if self.write_ahead is None:
+            self.log(row)
+        else:
+            await self.write_ahead.append_async(row)
+
+    def _enqueue_in_order(self, seq: int, row: dict) -> None:
+        self._queue.put(row)  # blocks when full: strict mode slows down rather than drop or reorder
+
     # writer side --------------------------------------------------------------------------
     def start(self) -> None:
+        if self.write_ahead is not None:
+            self.write_ahead.start()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"request-log-{self.name}", daemon=True)
             self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush everything queued (to the store, or else to the spool) and stop the writer."""
+        if self.write_ahead is not None:
+            self.write_ahead.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -110,8 +142,13 @@ class RequestLogger:
         except Exception as error:  # noqa: BLE001 - shutdown goes on; what is held is counted below
             self.last_error = f"{type(error).__name__}: {error}"
         if self._held:  # the process ends and nothing took them: dropped, and counted
+            if self.write_ahead is not None:  # ... except in strict mode: the next start recovers them
+                self.last_error = f"{len(self._held)} rows left in the write-ahead log for the next start"
+                return
             held, self._held = self._held, []
             self._count_dropped(len(held))
+        if self.write_ahead is not None:
+            self._release_write_ahead(final=True)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until the queue is empty and a write round finished (tests, shutdown)."""
@@ -170,8 +207,15 @@ class RequestLogger:
             self._store_or_spool(self._prepared(rows))
             if not final and self._queue.empty():
                 break
+        if self.write_ahead is not None:
+            self._release_write_ahead(final=False)
         if self._queue.empty():
             self._idle.set()
+
+    def _release_write_ahead(self, final: bool) -> None:
+        """Rows are handled in the order the write-ahead log delivered them, so the first
+        ``_handled`` of them are safe: their segment files may go."""
+        self.write_ahead.stored_through(self._first_seq + self._handled - 1, include_open=final)
 
     def _prepared(self, rows: list) -> list:
         if self.prepare is None:
@@ -189,6 +233,7 @@ class RequestLogger:
         if not behind_spool:
             try:
                 self.write(rows)
+                self._handled += len(rows)
                 return
             except Exception as error:  # noqa: BLE001 - any store failure sends the rows to the spool
                 if self.metrics is not None:
@@ -205,6 +250,9 @@ class RequestLogger:
 
     def _hold(self, rows: list) -> None:
         """Keep rows in memory for the next round, up to the queue's size; count the rest dropped."""
+        if self.write_ahead is not None:  # strict mode holds them all: they are on disk anyway
+            self._held.extend(rows)
+            return
         room = max(self._queue.maxsize - len(self._held), 0)
         self._held.extend(rows[:room])
         if len(rows) > room:
@@ -231,12 +279,15 @@ class RequestLogger:
                 self._spooled += len(kept)
             if lost:
                 self._count_dropped(len(lost))
+            self._handled += len(rows)
 
     def _append_to_spool(self, rows: list) -> None:
         with self.spool_path.open("a", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, default=str) + "\n")
             handle.flush()
+            if self.write_ahead is not None:  # strict: the write-ahead file goes once this holds
+                os.fsync(handle.fileno())
 
     def replay(self) -> int:
         """Write spooled rows to the store (oldest first); returns how many were written."""

@@ -37,7 +37,9 @@ class Service:
         self.invocation_log = RequestLogger(self.store.log_invocations, spool, self.metrics,
                                             settings.log_batch_size, settings.log_flush_seconds,
                                             settings.log_queue_size, settings.spool_max_rows, "invocations",
-                                            prepare=complete_invocation_row)
+                                            prepare=complete_invocation_row,
+                                            write_ahead_folder=settings.write_ahead_folder,
+                                            group_commit_seconds=settings.log_group_commit_ms / 1000)
         self.response_log = RequestLogger(self.store.log_responses, spool.with_name(spool.stem + ".responses.jsonl"),
                                           self.metrics, settings.log_batch_size, settings.log_flush_seconds,
                                           settings.log_queue_size, settings.spool_max_rows, "responses")

@@ -72,6 +72,10 @@ class Settings:
     log_queue_size: int = 10_000
     spool_path: str | None = None             # default: <store or cwd>/request_log.spool.jsonl
     spool_max_rows: int = 1_000_000
+    # strict: an /invocations answer leaves only once its log row is fsynced to a write-ahead file
+    # (<spool folder>/request_log.wal/); rows wait up to log_group_commit_ms to share one fsync
+    log_strict: bool = False
+    log_group_commit_ms: float = 2.0
     store_timeout_ms: int = 3000
     # the management API's logging layout and customer lookup (MongoDB; a local store reads the fields)
     logging_database: str = "logging"
@@ -95,6 +99,8 @@ class Settings:
             raise ValueError(f"explore_epsilon must be in [0, 1], got {self.explore_epsilon!r}")
         if self.retrieval_index not in ("exact", "hnsw"):
             raise ValueError(f"retrieval_index must be 'exact' or 'hnsw', got {self.retrieval_index!r}")
+        if not 0 <= float(self.log_group_commit_ms) <= 1000:
+            raise ValueError(f"log_group_commit_ms must be in [0, 1000], got {self.log_group_commit_ms!r}")
         for name in ("max_body_bytes", "max_offers", "log_batch_size", "log_queue_size", "spool_max_rows"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -102,6 +108,10 @@ class Settings:
         if self.user_embed:
             self.live_user_tower = True
             self.remote_tower()  # a malformed value is refused at startup
+
+    @property
+    def write_ahead_folder(self) -> Path | None:
+        return self.spool_file.parent / "request_log.wal" if self.log_strict else None
 
     @property
     def spool_file(self) -> Path:

@@ -2,7 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics, ranking_metrics
+from tt_tf.evaluation.full_catalogue import (
+    FullCatalogueEvaluator,
+    popularity_metrics,
+    ranking_metrics,
+    ranking_stderrs,
+)
 
 
 def brute_force_ranks(user_ids, user_vecs, item_ids, item_vecs, heldout, known):
@@ -69,6 +74,18 @@ def test_ranking_metrics_by_hand():
     assert metrics["mrr"] == pytest.approx(0.345833, abs=1e-6)
     with pytest.raises(ValueError, match="no held-out rows"):
         ranking_metrics(np.array([]))
+
+
+def test_ranking_stderrs_by_hand():
+    # ranks 1, 3, 20, inf with K = 10: hits 1, 1, 0, 0 (mean 0.5); sample variance
+    # 4 * 0.25 / 3 = 1/3, standard error sqrt(1/3) / sqrt(4) = 0.288675
+    # ndcg per row 1, 0.5, 0, 0 (mean 0.375): variance (0.390625 + 0.015625 + 2 * 0.140625) / 3
+    # = 0.229167, standard error sqrt(0.229167) / 2 = 0.239357
+    stderrs = ranking_stderrs(np.array([1, 3, 20, np.inf]), ks=(10,))
+    assert set(stderrs) == {"recall@10_stderr", "ndcg@10_stderr", "mrr_stderr"}
+    assert stderrs["recall@10_stderr"] == pytest.approx(0.288675, abs=1e-6)
+    assert stderrs["ndcg@10_stderr"] == pytest.approx(0.239357, abs=1e-6)
+    assert ranking_stderrs(np.array([4.0]))["mrr_stderr"] == 0.0
 
 
 def test_validation_of_inputs():

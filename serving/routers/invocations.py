@@ -60,12 +60,16 @@ async def invocations(body: Invocation, service: Service = Depends(get_service))
         response["reason"] = reason
     # the stored row's offers and ISO time are made from these in the log's writer thread
     # (serving.request_log.complete_invocation_row), not while the customer waits
-    service.invocation_log.log({
+    row = {
         "uuid": request_uuid, "customer": body.customer, "campaign": body.campaign,
         "subcampaign": body.subcampaign, "channel": body.channel, "userid": body.userid,
         "numberoffers": body.numberoffers, "explore": response["explore"], "run_id": run.run_id,
         "offers": results, "skipped_cold_start": skipped, "user_vector_source": response["user_vector_source"],
         "reason": reason, "latency_ms": round((time.perf_counter() - started) * 1000, 3), "datetime": time.time(),
-    })
+    }
+    try:
+        await service.invocation_log.log_accepted(row)
+    except OSError as error:  # strict mode: an answer that cannot be logged is not given
+        raise HTTPException(503, f"the request log cannot write ({error}); the request was not answered") from None
     # plain JSON types only (non-finite numbers were nulled): FastAPI's generic encoder pass is not needed
     return FastJSONResponse(response)

@@ -32,10 +32,10 @@ def child_env():
     return env
 
 
-def start_serving(run_dir, store_dir):
+def start_serving(run_dir, store_dir, **env):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tt_tf.cli", "serve", str(run_dir), "--store", str(store_dir),
-                                "--port", str(port), "--log-level", "warning"], env=child_env(),
+                                "--port", str(port), "--log-level", "warning"], env={**child_env(), **env},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -100,6 +100,43 @@ def test_sigterm_with_requests_in_flight_completes_them_and_exits_0(tiny_bundle,
     assert answered and all(code == 200 for code, _ in answered)
     logged = {r["uuid"] for r in LocalStore(tmp_path / "store").invocation_logs()}
     assert logged == {uuid for _, uuid in answered}
+
+
+def test_strict_logging_survives_kill_9_and_the_restart_logs_every_answer_once(tiny_bundle, tmp_path):
+    """TT_TF_LOG_STRICT: every answered request is fsynced before its answer; after kill -9 the
+    next process stores what the killed one had not (the README's guarantee in strict mode)."""
+    from tt_tf.stores import LocalStore
+    process, base = start_serving(tiny_bundle[0], tmp_path / "store", TT_TF_LOG_STRICT="true")
+    answered = []
+    stop = threading.Event()
+
+    def client():
+        with httpx.Client(timeout=30) as session:
+            while not stop.is_set():
+                try:
+                    response = session.post(base + "/invocations", json={"customer": "4", "numberoffers": 5})
+                except httpx.TransportError:
+                    return
+                if response.status_code == 200:
+                    answered.append(response.json()["uuid"])
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert len(answered) > 50
+    process, base = start_serving(tiny_bundle[0], tmp_path / "store", TT_TF_LOG_STRICT="true")
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    logged = [r["uuid"] for r in LocalStore(tmp_path / "store").invocation_logs()]
+    assert set(answered) <= set(logged) and len(logged) == len(set(logged))
+    assert not list((tmp_path / "store").glob("request_log.wal/*.wal"))
 
 
 BLOCKED = textwrap.dedent("""

@@ -15,18 +15,31 @@ from tt_tf.evaluation.topk import top_k_by_dot
 DEFAULT_KS = (10, 50, 100)
 
 
-def ranking_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
-    """recall@K (= hit rate), NDCG@K and MRR from 1-based ranks (inf = not retrievable)."""
+def per_row_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
+    """Each held-out row's recall@K (hit), NDCG@K and reciprocal rank, from 1-based ranks (inf =
+    not retrievable); the metrics are their means."""
     ranks = np.asarray(ranks, dtype=np.float64)
     if ranks.size == 0:
         raise ValueError("no held-out rows to evaluate")
     out = {}
     for k in ks:
         hit = ranks <= k
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 1.0) + 1.0), 0.0).mean())
-    out["mrr"] = float(np.where(np.isfinite(ranks), 1.0 / ranks, 0.0).mean())
+        out[f"recall@{k}"] = hit.astype(np.float64)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 1.0) + 1.0), 0.0)
+    out["mrr"] = np.where(np.isfinite(ranks), 1.0 / ranks, 0.0)
     return out
+
+
+def ranking_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
+    """recall@K (= hit rate), NDCG@K and MRR from 1-based ranks (inf = not retrievable)."""
+    return {name: float(values.mean()) for name, values in per_row_metrics(ranks, ks).items()}
+
+
+def ranking_stderrs(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
+    """The standard error of each of ``ranking_metrics`` over the rows (``<name>_stderr``): how
+    far the metric would move on another sample of as many rows."""
+    return {f"{name}_stderr": float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+            for name, values in per_row_metrics(ranks, ks).items()}
 
 
 class FullCatalogueEvaluator:
@@ -154,19 +167,18 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
         item_vectors = self.model.candidate_tower.encode(self.item_frame)
         user_vectors = self.model.query_tower.encode(self.query_frame)
         evaluator = FullCatalogueEvaluator(self.item_frame[self.columns.item_id], item_vectors, self.ks)
-        metrics = evaluator.evaluate(self.query_frame[self.columns.user_id], user_vectors, self.heldout,
-                                     self.known, self.columns)
-        self.history.append(metrics)
-        shown = {}
-        for name, value in metrics.items():
-            if name in ("rows", "unrankable_rows"):
-                continue
-            key = self.prefix + name.replace("@", "_at_")
-            shown[key] = value
-            if logs is not None:
-                logs[key] = value
+        ranks = evaluator.ranks(self.query_frame[self.columns.user_id], user_vectors, self.heldout, self.known,
+                                self.columns)
+        metrics = ranking_metrics(ranks, self.ks)
+        self.history.append({**metrics, "rows": int(len(ranks)), "unrankable_rows": int(np.isinf(ranks).sum())})
+        # the standard errors let a stop rule tell a gain from noise (training/stopping.py)
+        shown = {self.prefix + name.replace("@", "_at_"): value
+                 for name, value in {**metrics, **ranking_stderrs(ranks, self.ks)}.items()}
+        if logs is not None:
+            logs.update(shown)
         if self.verbose:
-            text = " - ".join(f"{k}: {v:.4f}" for k, v in shown.items() if "_at_10" in k or k.endswith("mrr"))
+            text = " - ".join(f"{k}: {v:.4f}" for k, v in shown.items()
+                              if ("_at_10" in k or k.endswith("mrr")) and not k.endswith("_stderr"))
             print(f"full-catalogue ({time.perf_counter() - started:.1f}s): {text}", flush=True)
 
 

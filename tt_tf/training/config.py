@@ -72,7 +72,17 @@ class TrainConfig:
     learning_rate: float = 1e-3
     batch_size: int = 1024
     epochs: int = 30
-    early_stopping_patience: int = 3
+    # the stop rule (tt_tf/training/stopping.py): a gain of the monitored validation metric counts
+    # when it beats the last counted one by stop_noise_floor standard errors; "auto" patience and
+    # minimum are set from the steps per epoch; the best epoch's weights are kept
+    early_stopping: bool = True
+    early_stopping_patience: int | str = "auto"
+    min_epochs: int | str = "auto"
+    stop_noise_floor: float = 1.0
+    # after a patience without a counted gain, the learning rate is multiplied by lr_reduction_factor
+    # (up to lr_reductions times, each followed by a fresh patience) before the run stops
+    lr_reductions: int = 0
+    lr_reduction_factor: float = 0.2
     monitor: str = "val_recall_at_10"
     seed: int = 42
     # tf.distribute: default (one device) | mirrored (local GPUs, or logical_cpus CPU replicas)
@@ -88,7 +98,12 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "batch_size": self.batch_size >= 2,
             "epochs": self.epochs >= 1,
-            "early_stopping_patience": self.early_stopping_patience >= 0,
+            "early_stopping_patience": self.early_stopping_patience == "auto"
+            or (isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 1),
+            "min_epochs": self.min_epochs == "auto" or (isinstance(self.min_epochs, int) and self.min_epochs >= 1),
+            "stop_noise_floor": isinstance(self.stop_noise_floor, (int, float)) and self.stop_noise_floor >= 0,
+            "lr_reductions": isinstance(self.lr_reductions, int) and self.lr_reductions >= 0,
+            "lr_reduction_factor": isinstance(self.lr_reduction_factor, float) and 0 < self.lr_reduction_factor < 1,
             "id_embedding_dim": self.id_embedding_dim >= 1,
             "num_buckets": self.num_buckets >= 1,
             "query_dimensions": bool(self.query_dimensions) and all(int(d) > 0 for d in self.query_dimensions),

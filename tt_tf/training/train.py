@@ -32,6 +32,7 @@ from tt_tf.negatives.memory import CrossBatchMemory
 from tt_tf.training.config import TrainConfig
 from tt_tf.training.distribute import make_strategy
 from tt_tf.training.optimizers import LazyAdam
+from tt_tf.training.stopping import StopOnPlateau, StopRule
 
 
 @dataclasses.dataclass
@@ -262,9 +263,10 @@ def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: p
                         columns, config.max_history_length),
             catalogue, valid, known=interactions, columns=columns, ks=config.eval_ks, verbose=verbose)
         all_callbacks.append(evaluation)
-        all_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=config.monitor, mode="max", patience=config.early_stopping_patience,
-            restore_best_weights=True, verbose=verbose))
+        if config.early_stopping:
+            steps_per_epoch = -(-len(interactions) // config.batch_size)
+            all_callbacks.append(StopOnPlateau(StopRule.from_config(config, steps_per_epoch), config.monitor,
+                                               verbose=verbose))
     if config.backup_dir:
         all_callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
     all_callbacks.extend(callbacks)
