@@ -33,8 +33,14 @@ class WriteAheadLog:
         segment_rows: rows per segment file before a new one starts.
 
     Example:
-        >>> wal = WriteAheadLog(tmp, "invocations", deliver=print)
-        >>> wal.start(); wal.append({"uuid": "u1"}).result(5); wal.close()
+        >>> delivered = []
+        >>> wal = WriteAheadLog(store_dir / "wal", "invocations", deliver=lambda seq, row: delivered.append(seq))
+        >>> wal.start()
+        >>> wal.append({"uuid": "u1"}).result(5)
+        1
+        >>> wal.close()
+        >>> delivered
+        [1]
     """
 
     def __init__(self, folder, name: str, deliver, group_commit_seconds: float = 0.002,

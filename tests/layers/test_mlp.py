@@ -7,6 +7,7 @@ from tt_tf.layers import L2Norm, MLPBlock
 
 
 def test_mlp_shapes_and_linear_last_layer():
+    keras.utils.set_random_seed(0)  # the sign check below reads random outputs
     mlp = MLPBlock([8, 3], dropout=0.2, normalization="layer_norm", no_activation_last_layer=True)
     out = mlp(tf.random.normal([5, 4]), training=False).numpy()
     assert out.shape == (5, 3)

@@ -56,7 +56,7 @@ def demo_run(out, seed: int = 0, epochs: int = 8, verbose=1) -> dict:
     started = time.perf_counter()
     interactions, users, items = make_synthetic(seed=seed)
     train, valid, test = leave_last_out(interactions)
-    config = TrainConfig(epochs=epochs, early_stopping_patience=2, seed=seed)
+    config = TrainConfig(epochs=epochs, early_stopping_patience=2, min_epochs=1, seed=seed)
     manifest, _ = train_run(train, users, items, valid, config, out, verbose=verbose,
                             run_info={"data": "synthetic demo", "seed": seed})
     seen = concat_tables([train, valid])
