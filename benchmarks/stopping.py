@@ -213,6 +213,20 @@ def spread(judged: list) -> dict:
             "median_train_seconds": statistics.median(j["train_seconds"] for j in judged)}
 
 
+def test_noise(runs: list) -> dict:
+    """How much test recall@10 moves from one epoch to the next once learning has levelled off
+    (the second half of each run), relative to the run's best: the oracle picks the top of that
+    wobble, which no rule reading another sample (the validation rows) can follow."""
+    relative_sd, oracle_lift = [], []
+    for run in runs:
+        test = np.array([m["recall@10"] for m in run["test"]])
+        tail = test[len(test) // 2:]
+        relative_sd.append(float(np.std(np.diff(tail), ddof=1) / np.sqrt(2) / test.max()))
+        oracle_lift.append(float(1.0 - np.median(tail) / test.max()))
+    return {"epoch_sd_relative": statistics.median(relative_sd),
+            "oracle_over_second_half_median": statistics.median(oracle_lift)}
+
+
 def summarise(runs: list) -> dict:
     """Per data set: the default rule and the rule before issue 26. A default without
     learning-rate reductions leaves the trajectory as it was, so both are replayed on the
@@ -237,6 +251,7 @@ def summarise(runs: list) -> dict:
         out["keep_validation_best_of_all"] = spread([
             judge(r, StopRule(patience=r["epochs"], min_epochs=r["epochs"]), config.monitor) for r in mine])
         out["time_ratio"] = out["default"]["median_train_seconds"] / out["before"]["median_train_seconds"]
+        out["test_noise"] = test_noise(mine)
         summary[dataset] = out
     return summary
 

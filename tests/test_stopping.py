@@ -114,7 +114,8 @@ def test_bad_arguments_name_themselves(kwargs, word):
 @pytest.mark.parametrize("kwargs, word", [({"early_stopping_patience": 0}, "early_stopping_patience"),
                                           ({"min_epochs": "soon"}, "min_epochs"),
                                           ({"stop_noise_floor": -0.5}, "stop_noise_floor"),
-                                          ({"lr_reduction_factor": 2.0}, "lr_reduction_factor")])
+                                          ({"lr_reduction_factor": 2.0}, "lr_reduction_factor"),
+                                          ({"monitor": "val_recall_at_20"}, "val_recall_at_10")])
 def test_bad_config_values_name_themselves(kwargs, word):
     with pytest.raises(ValueError, match=word):
         TrainConfig(**kwargs)

@@ -78,12 +78,12 @@ class TrainConfig:
     early_stopping: bool = True
     early_stopping_patience: int | str = "auto"
     min_epochs: int | str = "auto"
-    stop_noise_floor: float = 1.0
+    stop_noise_floor: float = 0.5
     # after a patience without a counted gain, the learning rate is multiplied by lr_reduction_factor
     # (up to lr_reductions times, each followed by a fresh patience) before the run stops
     lr_reductions: int = 0
     lr_reduction_factor: float = 0.2
-    monitor: str = "val_recall_at_10"
+    monitor: str = "val_mrr"  # chosen by benchmarks/stopping.py: the finest signal of the logged metrics
     seed: int = 42
     # tf.distribute: default (one device) | mirrored (local GPUs, or logical_cpus CPU replicas)
     # | multi_worker (TF_CONFIG); batch_size is the global batch, split over the replicas
@@ -117,14 +117,20 @@ class TrainConfig:
             "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
             "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
+        checks["monitor"] = self.monitor in self.monitorable()
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
+            hint = f" (monitor may be one of {self.monitorable()})" if "monitor" in bad else ""
             raise ValueError(f"invalid config value(s) for {bad}: " +
-                             ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+                             ", ".join(f"{n}={getattr(self, n)!r}" for n in bad) + hint)
         if self.query_dimensions[-1] != self.candidate_dimensions[-1]:
             raise ValueError("query_dimensions and candidate_dimensions must end in the same size "
                              f"(the embedding dim), got {self.query_dimensions[-1]} and "
                              f"{self.candidate_dimensions[-1]}")
+
+    def monitorable(self) -> list:
+        """The validation metrics a run logs each epoch (what ``monitor`` may name)."""
+        return ["val_mrr"] + [f"val_{name}_at_{int(k)}" for k in self.eval_ks for name in ("recall", "ndcg")]
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TrainConfig":

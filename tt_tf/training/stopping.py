@@ -21,7 +21,7 @@ from tt_tf._keras import keras
 
 # the "auto" patience and minimum, in optimizer steps: converted to epochs by the run's steps
 # per epoch, so a small log (few steps an epoch) waits more epochs than a large one
-PATIENCE_STEPS = 300
+PATIENCE_STEPS = 600
 MIN_STEPS = 600
 PATIENCE_BOUNDS = (3, 10)
 MIN_EPOCHS_BOUNDS = (3, 15)
@@ -69,7 +69,7 @@ class StopRule:
         return cls(patience=resolve_epochs(config.early_stopping_patience, steps_per_epoch, PATIENCE_STEPS,
                                            PATIENCE_BOUNDS),
                    min_epochs=resolve_epochs(config.min_epochs, steps_per_epoch, MIN_STEPS, MIN_EPOCHS_BOUNDS),
-                   noise_floor=config.stop_noise_floor, mode="min" if "loss" in config.monitor else "max",
+                   noise_floor=config.stop_noise_floor, mode="max",  # every monitorable metric rises
                    lr_reductions=config.lr_reductions, lr_factor=config.lr_reduction_factor)
 
     def reset(self):
