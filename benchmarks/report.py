@@ -192,9 +192,9 @@ def strict_logging(default, strict) -> list:
         return lines + ["Not run yet: `python benchmarks/serving.py --requests 400 --offers 1000` and the same with "
                         "`--strict-log`, back to back (`--out benchmarks/results/archive/serving_strict_off.json` / "
                         "`serving_strict_on.json`).", ""]
-    lines += [f"Commands: `{default['command']}` then `{strict['command']}`, back to back on one machine. Strict: each "
-              "`/invocations` answer waits until its log row is in the write-ahead file and fsynced (rows arriving "
-              "within 2 ms share one fsync).", "",
+    lines += [f"Commands: `{strict['command']}` and `{default['command']}`, back to back on one machine. Strict: "
+              "each `/invocations` answer waits until its log row is in the write-ahead file and fsynced (rows that "
+              "arrive during an fsync share the next one).", "",
               "| offers | user vector | phase | default p50 / p99 ms | strict p50 / p99 ms | default req/s "
               "| strict req/s |", "|---|---|---|---|---|---|---|"]
     for count, r in default["results"].items():

@@ -47,7 +47,7 @@ class RequestLogger:
     def __init__(self, write, spool_path, metrics=None, batch_size: int = 256, flush_seconds: float = 0.5,
                  queue_size: int = 10_000, spool_max_rows: int = 1_000_000, name: str = "invocations",
                  linger_seconds: float = 0.02, prepare=None, write_ahead_folder=None,
-                 group_commit_seconds: float = 0.002):
+                 group_commit_seconds: float = 0.0):
         """Args:
             write: callable taking a list of rows (e.g. ``store.log_invocations``).
             spool_path: where rows wait while the store is down.

@@ -73,9 +73,10 @@ class Settings:
     spool_path: str | None = None             # default: <store or cwd>/request_log.spool.jsonl
     spool_max_rows: int = 1_000_000
     # strict: an /invocations answer leaves only once its log row is fsynced to a write-ahead file
-    # (<spool folder>/request_log.wal/); rows wait up to log_group_commit_ms to share one fsync
+    # (<spool folder>/request_log.wal/); rows that arrive during an fsync share the next one, and
+    # log_group_commit_ms > 0 makes each flush wait that long for more
     log_strict: bool = False
-    log_group_commit_ms: float = 2.0
+    log_group_commit_ms: float = 0.0
     store_timeout_ms: int = 3000
     # the management API's logging layout and customer lookup (MongoDB; a local store reads the fields)
     logging_database: str = "logging"

@@ -1,8 +1,9 @@
 """Strict request logging: a row is on disk before its answer leaves.
 
 ``WriteAheadLog.append`` writes the row to a local segment file and resolves once an ``fsync``
-covers it; rows arriving together share one ``fsync`` (group commit), so the cost per request
-is a wait of about ``group_commit_seconds`` plus a share of one disk flush, not a flush each.
+covers it. Rows that arrive while an ``fsync`` runs share the next one (group commit), so a lone
+request waits for one disk flush and a busy server pays far fewer flushes than rows;
+``group_commit_seconds`` > 0 makes each flush wait that long for more rows first.
 After the flush the rows go, in the order they were written, to the ``RequestLogger``'s queue
 and on to the store as before. A segment file is deleted once the logger has stored (or
 spooled) every row in it. A process killed at any moment leaves its unstored rows in segment
@@ -43,7 +44,7 @@ class WriteAheadLog:
         [1]
     """
 
-    def __init__(self, folder, name: str, deliver, group_commit_seconds: float = 0.002,
+    def __init__(self, folder, name: str, deliver, group_commit_seconds: float = 0.0,
                  segment_rows: int = SEGMENT_ROWS):
         if group_commit_seconds < 0:
             raise ValueError(f"group_commit_seconds must be >= 0, got {group_commit_seconds!r}")

@@ -70,10 +70,9 @@ def test_tt_tf_serve_answers_on_loopback_and_flushes_logs_on_shutdown(tiny_bundl
     assert {a["uuid"] for a in answers} | {live["uuid"]} <= logged
 
 
-def test_sigterm_with_requests_in_flight_completes_them_and_exits_0(tiny_bundle, tmp_path):
-    from tt_tf.stores import LocalStore
-    process, base = start_serving(tiny_bundle[0], tmp_path / "store")
-    answered, failed = [], []
+def load_clients(base, answered: list, count: int = 8):
+    """``count`` client threads posting ``/invocations`` until the returned event is set or the
+    server stops accepting; each answer's (status, uuid) goes to ``answered``."""
     stop = threading.Event()
 
     def client():
@@ -81,14 +80,21 @@ def test_sigterm_with_requests_in_flight_completes_them_and_exits_0(tiny_bundle,
             while not stop.is_set():
                 try:
                     response = session.post(base + "/invocations", json={"customer": "4", "numberoffers": 5})
-                except httpx.TransportError:
-                    failed.append(1)  # refused: the server had stopped accepting
+                except httpx.TransportError:  # refused: the server had stopped accepting
                     return
                 answered.append((response.status_code, response.json().get("uuid")))
 
-    threads = [threading.Thread(target=client) for _ in range(8)]
+    threads = [threading.Thread(target=client) for _ in range(count)]
     for thread in threads:
         thread.start()
+    return stop, threads
+
+
+def test_sigterm_with_requests_in_flight_completes_them_and_exits_0(tiny_bundle, tmp_path):
+    from tt_tf.stores import LocalStore
+    process, base = start_serving(tiny_bundle[0], tmp_path / "store")
+    answered = []
+    stop, threads = load_clients(base, answered)
     time.sleep(2)
     started = time.time()
     process.send_signal(signal.SIGTERM)
@@ -107,28 +113,15 @@ def test_strict_logging_survives_kill_9_and_the_restart_logs_every_answer_once(t
     next process stores what the killed one had not (the README's guarantee in strict mode)."""
     from tt_tf.stores import LocalStore
     process, base = start_serving(tiny_bundle[0], tmp_path / "store", TT_TF_LOG_STRICT="true")
-    answered = []
-    stop = threading.Event()
-
-    def client():
-        with httpx.Client(timeout=30) as session:
-            while not stop.is_set():
-                try:
-                    response = session.post(base + "/invocations", json={"customer": "4", "numberoffers": 5})
-                except httpx.TransportError:
-                    return
-                if response.status_code == 200:
-                    answered.append(response.json()["uuid"])
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
+    responses = []
+    stop, threads = load_clients(base, responses)
     time.sleep(3)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     stop.set()
     for thread in threads:
         thread.join(30)
+    answered = [uuid for code, uuid in responses if code == 200]
     assert len(answered) > 50
     process, base = start_serving(tiny_bundle[0], tmp_path / "store", TT_TF_LOG_STRICT="true")
     process.send_signal(signal.SIGTERM)
