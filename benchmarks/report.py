@@ -640,7 +640,7 @@ def merlin_port_speed(report) -> list:
     return lines
 
 
-def stopping(report) -> list:
+def stopping(report, fresh=None) -> list:
     lines = ["## Defaults that do not depend on a lucky stop (issue 26)", ""]
     if report is None:
         return lines + ["Not run yet: `python benchmarks/stopping.py`.", ""]
@@ -676,6 +676,15 @@ def stopping(report) -> list:
         lines.append(f"| {dataset} | " + " | ".join(
             f"{r['stop_epoch']} / {r['kept_epoch']} / {r['oracle_epoch']}: {r['test_recall@10']:.4f} / "
             f"{r['oracle_recall@10']:.4f} ({r['cost']:.1%})" for r in result["default"]["runs"]) + " |")
+    if fresh is not None:
+        lines += ["", f"Seeds the pick never saw (`{fresh['command']}`), default rule:", "",
+                  "| data set | seeds | test recall@10 (mean ± std) | max cost | mean cost | time vs before |",
+                  "|---|---|---|---|---|---|"]
+        for dataset, result in fresh["summary"].items():
+            rule = result["default"]
+            lines.append(f"| {dataset} | {', '.join(str(r['seed']) for r in rule['runs'])} | "
+                         f"{rule['recall@10_mean']:.4f} ± {rule['recall@10_std']:.4f} | {rule['max_cost']:.1%} | "
+                         f"{rule['mean_cost']:.1%} | {result['time_ratio']:.2f}× |")
     lines += ["", "Why the oracle is out of reach: once learning levels off, test recall@10 moves from one epoch to "
               "the next by " + ", ".join(
                   f"{r['test_noise']['epoch_sd_relative']:.1%} ({d})" for d, r in report["summary"].items())
@@ -725,7 +734,7 @@ def main():
             + store_lookups(load("store_lookups"))
             + load_section(load("load")) + scale(load("scale"), load("archive/scale_before_issue27"))
             + step_profile(load("step_profile")) + merlin_port_speed(load("merlin_port_speed"))
-            + stopping(load("stopping")))
+            + stopping(load("stopping"), load("stopping_fresh_seeds")))
     (ROOT / "BENCHMARKS.md").write_text(head.rstrip() + "\n\n" + "\n".join(body))
     print("wrote BENCHMARKS.md")
 
