@@ -73,8 +73,10 @@ class TestCurve(keras.callbacks.Callback):
     """After every epoch: masked full-catalogue ranks of the test rows, and the epoch's wall
     time without this callback's own work."""
 
-    def __init__(self, data: dict, train: pd.DataFrame, valid: pd.DataFrame, columns: Columns):
+    def __init__(self, data: dict, train: pd.DataFrame, valid: pd.DataFrame, columns: Columns,
+                 keep_ranks: bool = False):
         super().__init__()
+        self.keep_ranks = keep_ranks
         seen = concat_tables([train, valid])
         self.valid, self.train = valid, train
         self.valid_queries = query_frame(valid[columns.user_id].unique(), data["users"], train, columns)
@@ -96,6 +98,8 @@ class TestCurve(keras.callbacks.Callback):
         ranks = evaluator.ranks(self.queries[self.columns.user_id], self.model.query_tower.encode(self.queries),
                                 self.test, self.known, self.columns)
         self.metrics.append(ranking_metrics(ranks))
+        if not self.keep_ranks:  # the validation metrics themselves come from train_model's callback
+            return
         self.ranks["test"].append(ranks)
         self.ranks["valid"].append(evaluator.ranks(
             self.valid_queries[self.columns.user_id], self.model.query_tower.encode(self.valid_queries),
@@ -114,7 +118,7 @@ def run_one(dataset: str, seed: int, epochs: int, variant: str = "default", rank
         train, valid = split_validation(data["train"], config, columns)
     else:
         train = data["train"]
-    curve = TestCurve(data, train, valid, columns)
+    curve = TestCurve(data, train, valid, columns, keep_ranks=rank_cache is not None)
     # the rule train_model builds, told to keep training after its stop (the oracle needs the rest)
     stopper = StopOnPlateau(StopRule.from_config(config, -(-len(train) // config.batch_size)), config.monitor,
                             stop=False) if variant == "default" else None

@@ -60,6 +60,7 @@ class WriteAheadLog:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._recovered = self.leftover_segments()
+        self._recovered_lines = {path: path.read_bytes().splitlines() for path in self._recovered}
         self._next_seq = 1 + max((self._last_seq(path) for path in self._recovered), default=0)
         self._segments: list = []  # [path, first seq, last seq] of this process, oldest first
         self._handle = None
@@ -72,14 +73,14 @@ class WriteAheadLog:
 
     def _last_seq(self, path: Path) -> int:
         first = int(path.suffixes[-2][1:])
-        return first + sum(1 for line in path.read_bytes().splitlines() if line.strip()) - 1
+        return first + sum(1 for line in self._recovered_lines[path] if line.strip()) - 1
 
     def recover(self) -> list:
         """The rows an earlier process wrote but may not have stored, oldest first (a torn last
         line, from a kill in the middle of a write, was never answered and is skipped)."""
         rows = []
         for path in self._recovered:
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in self._recovered_lines[path]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
@@ -90,7 +91,7 @@ class WriteAheadLog:
         """The recovered rows are safe elsewhere (the spool, the store): delete their files."""
         for path in self._recovered:
             path.unlink(missing_ok=True)
-        self._recovered = []
+        self._recovered, self._recovered_lines = [], {}
 
     # producer side ------------------------------------------------------------------------
     def append(self, row: dict) -> concurrent.futures.Future:

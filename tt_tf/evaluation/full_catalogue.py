@@ -35,6 +35,11 @@ def ranking_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
     return {name: float(values.mean()) for name, values in per_row_metrics(ranks, ks).items()}
 
 
+def evaluation_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
+    """``ranking_metrics`` with the counts of rows and of rows that could not be ranked."""
+    return {**ranking_metrics(ranks, ks), "rows": int(len(ranks)), "unrankable_rows": int(np.isinf(ranks).sum())}
+
+
 def ranking_stderrs(ranks: np.ndarray, ks=DEFAULT_KS) -> dict:
     """The standard error of each of ``ranking_metrics`` over the rows (``<name>_stderr``): how
     far the metric would move on another sample of as many rows."""
@@ -127,11 +132,7 @@ class FullCatalogueEvaluator:
         """Metrics over the held-out rows; ``known`` given = masked mode, None = unmasked.
 
         Each row's own item is never masked, even when it also appears in ``known``."""
-        ranks = self.ranks(user_ids, user_vectors, heldout, known, columns)
-        metrics = ranking_metrics(ranks, self.ks)
-        metrics["rows"] = int(len(ranks))
-        metrics["unrankable_rows"] = int(np.isinf(ranks).sum())
-        return metrics
+        return evaluation_metrics(self.ranks(user_ids, user_vectors, heldout, known, columns), self.ks)
 
 
 class RetrievalEvaluationCallback(keras.callbacks.Callback):
@@ -169,11 +170,10 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
         evaluator = FullCatalogueEvaluator(self.item_frame[self.columns.item_id], item_vectors, self.ks)
         ranks = evaluator.ranks(self.query_frame[self.columns.user_id], user_vectors, self.heldout, self.known,
                                 self.columns)
-        metrics = ranking_metrics(ranks, self.ks)
-        self.history.append({**metrics, "rows": int(len(ranks)), "unrankable_rows": int(np.isinf(ranks).sum())})
+        self.history.append(evaluation_metrics(ranks, self.ks))
         # the standard errors let a stop rule tell a gain from noise (training/stopping.py)
         shown = {self.prefix + name.replace("@", "_at_"): value
-                 for name, value in {**metrics, **ranking_stderrs(ranks, self.ks)}.items()}
+                 for name, value in {**ranking_metrics(ranks, self.ks), **ranking_stderrs(ranks, self.ks)}.items()}
         if logs is not None:
             logs.update(shown)
         if self.verbose:

@@ -159,7 +159,7 @@ class StopOnPlateau(keras.callbacks.Callback):
         if self.monitor not in logs:
             raise ValueError(f"stop rule: metric {self.monitor!r} was not logged; logged: {sorted(logs)}")
         action = self.rule.update(float(logs[self.monitor]), float(logs.get(self.monitor + "_stderr", 0.0)))
-        if self.rule.best_epoch == self.rule.epoch:
+        if self.stop and self.rule.best_epoch == self.rule.epoch:  # stop=False restores nothing
             self.best_weights = self.model.get_weights()
         logs["learning_rate"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
         if action == "reduce":
