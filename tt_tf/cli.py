@@ -42,10 +42,15 @@ def cmd_train(args):
         config.epochs = args.epochs
     if args.distribute is not None:
         config.distribute = args.distribute
-    interactions = _read(args.interactions, "interactions")
+    from tt_tf.data.log_input import choose_path, open_log
+    from tt_tf.training.train import columns_of
+    choice = choose_path(args.interactions, args.streaming)
+    print(f"interactions: {choice}", flush=True)
+    interactions = open_log(args.interactions, choice, str(args.out) + ".work", columns_of(config),
+                            config.label_column)
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
     info = {"data": {"interactions": args.interactions, "users": args.users, "items": args.items,
-                     "valid": args.valid, "config": args.config}}
+                     "valid": args.valid, "config": args.config, "input": str(choice)}}
     manifest, result = train_run(interactions, users, items, valid, config, args.out,
                                  verbose=0 if args.quiet else 2, run_info=info)
     if manifest is None:  # a non-chief worker of a multi-worker run
@@ -59,12 +64,37 @@ def cmd_train(args):
     return 0
 
 
-def _embed(args):
+def _history(args, bundle, work_dir):
+    """The ``--history`` log: a DataFrame, or a ``StoreLog`` when it takes the streaming path."""
+    from tt_tf.data.log_input import choose_path, open_log, read_log
+    from tt_tf.training.log_data import StoreLog
+    specs = args.history or []
+    if len(specs) == 1:
+        choice = choose_path(specs[0], args.streaming)
+        print(f"history: {choice}", flush=True)
+        if choice.streaming:
+            return StoreLog(open_log(specs[0], choice, work_dir, bundle.columns))
+    return concat_tables([read_log(p, "history") for p in specs])
+
+
+def _embed(args, only_test_users=False):
+    """``(bundle, history, (user_ids, user_vecs, item_ids, item_vecs))``; a streamed history is
+    read user chunk by user chunk (``only_test_users``: just the users of ``--test``)."""
+    import tempfile
+
     from tt_tf.bundle.reader import Bundle
     bundle = Bundle(args.run_dir)
-    history = concat_tables([_read(p, "history") for p in (args.history or [])])
     users, items = _read(args.users, "users"), _read(args.items, "items")
-    return bundle, history, bundle.embed(users, items, history)
+    with tempfile.TemporaryDirectory(prefix="tt-tf-history-") as work_dir:
+        history = _history(args, bundle, work_dir)
+        if not hasattr(history, "store"):
+            return bundle, history, bundle.embed(users, items, history)
+        if only_test_users:
+            test_users = set(_read(args.test, "test")[bundle.columns.user_id])
+            users = users[users[bundle.columns.user_id].isin(test_users)]
+        vectors = bundle.embed_chunks(users, items, history.history)
+        known = history.history(users[bundle.columns.user_id].unique()) if only_test_users else None
+    return bundle, known, vectors
 
 
 def cmd_embed(args):
@@ -113,7 +143,7 @@ def cmd_merge_embeddings(args):
 def cmd_evaluate(args):
     from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
     ks = [int(k) for k in args.ks.split(",")]
-    bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args)
+    bundle, history, (user_ids, user_vecs, item_ids, item_vecs) = _embed(args, only_test_users=True)
     test = _read(args.test, "test")
     from tt_tf.data.tables import require_columns
     cols = bundle.columns
@@ -354,12 +384,23 @@ def port_number(text) -> int:
     return port
 
 
+def add_streaming_flags(command) -> None:
+    from tt_tf.data.log_input import STREAMING_ROWS
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("--streaming", dest="streaming", action="store_const", const=True, default=None,
+                       help=f"stream a Parquet log through an on-disk history store (default: above "
+                       f"{STREAMING_ROWS:,} rows)")
+    group.add_argument("--in-memory", dest="streaming", action="store_const", const=False,
+                       help="read the whole log into memory whatever its size")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tt-tf", description="Two-tower retrieval: train, embed, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a two-tower model and export a bundle")
-    train.add_argument("--interactions", required=True, help="training interactions (.csv or .parquet)")
+    train.add_argument("--interactions", required=True, help="training interactions: a .csv or .parquet file, a "
+                       "folder of .parquet files or a glob of them")
     train.add_argument("--users", help="user table")
     train.add_argument("--items", help="item table")
     train.add_argument("--valid", help="validation interactions (full-catalogue early stopping)")
@@ -370,6 +411,7 @@ def build_parser():
     train.add_argument("--distribute", choices=["default", "mirrored", "multi_worker"],
                        help="tf.distribute strategy (overrides the config); multi_worker reads TF_CONFIG")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    add_streaming_flags(train)
     train.set_defaults(func=cmd_train)
 
     for name, helptext in (("embed", "write user and item vectors from a bundle"),
@@ -379,7 +421,9 @@ def build_parser():
         cmd.add_argument("run_dir", help="a run directory written by `tt-tf train`")
         cmd.add_argument("--users", required=True, help="user table")
         cmd.add_argument("--items", required=True, help="item table (the catalogue)")
-        cmd.add_argument("--history", nargs="*", help="interactions the query side may see (one or more files)")
+        cmd.add_argument("--history", nargs="*", help="interactions the query side may see (one or more files, or "
+                         "one Parquet folder or glob)")
+        add_streaming_flags(cmd)
         if name != "embed":
             cmd.add_argument("--test", required=True, help="held-out interactions")
         if name == "embed":

@@ -55,14 +55,30 @@ def check_finite(vectors: np.ndarray, what: str) -> None:
 
 
 def write_embeddings(path, ids, vectors: np.ndarray, id_name: str) -> None:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    check_finite(vectors, Path(path).name)
-    dim = vectors.shape[1]
-    table = pa.table({
-        id_name: pa.array(list(ids)),
-        OUTPUT_NAME: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
-    })
-    pq.write_table(table, str(path))
+    write_embedding_parts(path, [(ids, vectors)], id_name)
+
+
+def write_embedding_parts(path, parts, id_name: str) -> int:
+    """Write ``(ids, vectors)`` parts one after the other as one table (one part in memory at a
+    time); returns the rows written."""
+    writer, rows = None, 0
+    try:
+        for ids, vectors in parts:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            check_finite(vectors, Path(path).name)
+            table = pa.table({
+                id_name: pa.array(list(ids)),
+                OUTPUT_NAME: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+            })
+            writer = writer or pq.ParquetWriter(str(path), table.schema)
+            writer.write_table(table)
+            rows += len(vectors)
+    finally:
+        if writer is not None:
+            writer.close()
+    if not rows:
+        raise ValueError(f"nothing to write to {Path(path).name}: the table has no rows")
+    return rows
 
 
 def save_light_ranker(model, path) -> dict | None:
@@ -85,9 +101,9 @@ def new_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
-def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame, user_frame: pd.DataFrame,
+def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame, user_frame,
                   user_id: str = "user_id", item_id: str = "item_id", metrics: dict | None = None,
-                  run_info: dict | None = None) -> dict:
+                  run_info: dict | None = None, vectors: dict | None = None) -> dict:
     """Write the bundle to ``run_dir`` (which must not exist or be empty) and return the
     manifest. Everything is written to a temporary sibling first and moved into place at the
     end, so a failed export (e.g. non-finite vectors) leaves nothing half-written.
@@ -97,9 +113,12 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
         schema: the training ``Schema``.
         config: the training configuration (a JSON-able dict).
         item_frame: raw candidate columns of every catalogue item (with ``item_id``).
-        user_frame: raw query columns of every user to export a vector for (with ``user_id``).
+        user_frame: raw query columns of every user to export a vector for (with ``user_id``):
+            a DataFrame, or an iterable of DataFrames encoded one at a time (many users).
         metrics: evaluation results to record.
         run_info: extra facts for the run record (data paths, timings, ...).
+        vectors: ``{"items": (ids, vectors), "users": (ids, vectors)}`` already encoded (the
+            merged shares of a multi-worker run); the frames are then not encoded.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -112,10 +131,15 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
         ranker_info = save_light_ranker(model, staging / LIGHT_RANKER)
         query_sig = tf.saved_model.load(str(staging / QUERY_TOWER)).signatures["serving_default"]
         candidate_sig = tf.saved_model.load(str(staging / CANDIDATE_TOWER)).signatures["serving_default"]
-        item_vectors = encode_with_signature(candidate_sig, item_frame)
-        user_vectors = encode_with_signature(query_sig, user_frame)
-        write_embeddings(staging / ITEM_TABLE, item_frame[item_id].tolist(), item_vectors, item_id)
-        write_embeddings(staging / USER_TABLE, user_frame[user_id].tolist(), user_vectors, user_id)
+        if vectors is None:
+            items = (item_frame[item_id].tolist(), encode_with_signature(candidate_sig, item_frame))
+            frames = [user_frame] if isinstance(user_frame, pd.DataFrame) else user_frame
+            users = ((frame[user_id].tolist(), encode_with_signature(query_sig, frame)) for frame in frames)
+        else:
+            items, users = vectors["items"], [vectors["users"]]
+        item_vectors = items[1]
+        write_embeddings(staging / ITEM_TABLE, *items, item_id)
+        num_users = write_embedding_parts(staging / USER_TABLE, users, user_id)
         schema.to_json(staging / "schema.json")
         (staging / "config.json").write_text(json.dumps(config, indent=1, default=str))
         run_id = new_run_id()
@@ -141,7 +165,7 @@ def export_bundle(run_dir, model, schema, config: dict, item_frame: pd.DataFrame
             "inputs": {QUERY_TOWER: query_spec, CANDIDATE_TOWER: candidate_spec},
             **({"light_ranker": ranker_info} if ranker_info else {}),
             "num_items": int(len(item_vectors)),
-            "num_users": int(len(user_vectors)),
+            "num_users": int(num_users),
             "metrics": metrics or {},
             "packages": package_versions(),
             "files": file_checksums(staging),

@@ -13,7 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tt_tf.data.raw_values import raw_array
-from tt_tf.data.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema, vocabulary_of
+from tt_tf.data.schema import ColumnSchema, Schema, Tags, categorical_tokens, infer_schema
 
 HISTORY_COLUMN = "history_item_ids"
 HISTORY_SEPARATOR = "|"
@@ -112,28 +112,50 @@ def history_strings(user_ids, histories: pd.Series, max_length: int | None = Non
     return np.array([join(u) for u in user_ids], dtype=object)
 
 
-def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
+def id_counts_of(interactions: pd.DataFrame, column: str) -> pd.Series:
+    """Interactions per id token of ``column``, in vocabulary order (most frequent first, ties
+    by token): what ``build_schema`` makes the id vocabularies from."""
+    counts = categorical_tokens(interactions[column]).value_counts()
+    counts = counts[counts.index != ""]
+    order = np.lexsort((counts.index.to_numpy().astype(str), -counts.to_numpy()))
+    return counts.iloc[order]
+
+
+def build_schema(interactions: pd.DataFrame | None, users: pd.DataFrame | None, items: pd.DataFrame | None,
                  columns: Columns = Columns(), use_history: bool = True, max_history_length: int | None = None,
                  overrides: dict | None = None, exclude=(), min_id_frequency: int = 1,
-                 share_history_table: bool = True, num_buckets: int = 10) -> Schema:
+                 share_history_table: bool = True, num_buckets: int = 10, id_counts: dict | None = None,
+                 max_vocabulary_size: int | None = None, oov_buckets: int = 1) -> Schema:
     """The training schema: user columns, item columns and (optionally) the history column.
 
     Id vocabularies come from the training interactions, so ids never seen in training go to
-    the OOV bucket (cold items are then represented by their features alone). The user id
+    the OOV buckets (cold items are then represented by their features alone). The user id
     may be listed in ``exclude``; the item id may not (it keys the history and logQ).
     ``num_buckets``: quantile buckets of each continuous feature column.
+    ``id_counts``: ``{id column: interactions per raw id}`` counted elsewhere (a streaming pass;
+    ``interactions`` may then be None), else counted from ``interactions``.
+    ``max_vocabulary_size``: the most frequent ids kept per id vocabulary (None: all); the rest
+    share ``oov_buckets`` hashed rows.
     """
+    if max_vocabulary_size is not None and max_vocabulary_size < 1:
+        raise ValueError(f"max_vocabulary_size must be >= 1 or None, got {max_vocabulary_size}")
+    if oov_buckets < 1:
+        raise ValueError(f"oov_buckets must be >= 1, got {oov_buckets}")
     overrides = dict(overrides or {})
     parts = []
     for table, id_column, owner, id_tag in ((users, columns.user_id, Tags.USER, Tags.USER_ID),
                                            (items, columns.item_id, Tags.ITEM, Tags.ITEM_ID)):
-        frame = table if table is not None else interactions[[id_column]].drop_duplicates()
+        counts = id_counts[id_column] if id_counts else id_counts_of(interactions, id_column)
+        frame = table if table is not None else pd.DataFrame({id_column: counts.index.to_numpy()})
         own = {k: v for k, v in overrides.items() if k in frame.columns}
         schema = infer_schema(frame, tags=[owner], id_column=id_column, id_tag=id_tag, overrides=own,
                               exclude=[c for c in exclude if c in frame.columns and c != id_column],
                               num_buckets=num_buckets)
-        vocab = vocabulary_of(categorical_tokens(interactions[id_column]), min_id_frequency)
-        schema = schema.replace(schema[id_column].with_properties(vocabulary=vocab))
+        tokens = categorical_tokens(pd.Series(counts.index, dtype=object)).tolist()
+        vocab = [t for t, n in zip(tokens, counts.to_numpy()) if n >= min_id_frequency and t != ""]
+        vocab = vocab[:max_vocabulary_size] if max_vocabulary_size else vocab
+        schema = schema.replace(schema[id_column].with_properties(
+            vocabulary=vocab, **({"num_oov_indices": int(oov_buckets)} if oov_buckets != 1 else {})))
         if id_column in exclude and owner == Tags.USER:
             # no free per-user vector: the query is its features and history alone
             schema = schema.remove_by_tag(Tags.USER_ID)
@@ -141,7 +163,8 @@ def build_schema(interactions: pd.DataFrame, users: pd.DataFrame | None, items: 
     schema = parts[0] + parts[1]
     if use_history:
         item_id = schema[columns.item_id]
-        props = {"separator": HISTORY_SEPARATOR, "vocabulary": item_id.vocabulary}
+        props = {"separator": HISTORY_SEPARATOR, "vocabulary": item_id.vocabulary,
+                 **{k: v for k, v in item_id.properties.items() if k == "num_oov_indices"}}
         if share_history_table:
             props["embedding_table"] = item_id.embedding_table
         if max_history_length:

@@ -94,8 +94,10 @@ class InputBlock(keras.layers.Layer):
                 if table_vocab.setdefault(table, vocab) != vocab:
                     raise ValueError(f"columns sharing embedding table {table!r} must have the same vocabulary "
                                      f"({column.name!r} differs); give them the same schema vocabulary")
+                # more than one OOV row: ids outside a capped vocabulary hash over them
+                oov = int(column.properties.get("num_oov_indices", 1))
                 lookups[column.name] = keras.layers.StringLookup(
-                    vocabulary=vocab, num_oov_indices=1, name=f"lookup_{column.name}")
+                    vocabulary=vocab, num_oov_indices=oov, name=f"lookup_{column.name}")
                 if self._attends(column) and column.properties.get("action_vocabulary"):
                     if self.history_encoder.num_actions != len(column.properties["action_vocabulary"]):
                         raise ValueError(f"history_encoder: num_actions must be "
@@ -104,7 +106,7 @@ class InputBlock(keras.layers.Layer):
                     action_lookups[column.name] = keras.layers.StringLookup(
                         vocabulary=list(column.properties["action_vocabulary"]), num_oov_indices=1,
                         name=f"action_lookup_{column.name}")
-                self._add_table(tables, table, len(vocab) + 1)
+                self._add_table(tables, table, len(vocab) + oov)
             elif self.continuous_encoding in ("bucketize", "both") and not _raw_continuous(column):
                 self._add_table(tables, column.name, len(column.properties["boundaries"]) + 1)
         self.tables = tables

@@ -21,6 +21,8 @@ class TrainConfig:
     schema_overrides: dict = dataclasses.field(default_factory=dict)
     exclude_columns: list = dataclasses.field(default_factory=list)
     num_buckets: int = 10  # quantile buckets of each continuous feature column
+    max_vocabulary_size: Optional[int] = None  # top-N ids per id vocabulary; the rest hash to oov_buckets
+    oov_buckets: int = 1  # embedding rows shared by ids outside the vocabulary
     use_history: bool = True
     max_history_length: Optional[int] = None
     history_mode: str = "auto"
@@ -106,6 +108,8 @@ class TrainConfig:
             "lr_reduction_factor": isinstance(self.lr_reduction_factor, float) and 0 < self.lr_reduction_factor < 1,
             "id_embedding_dim": self.id_embedding_dim >= 1,
             "num_buckets": self.num_buckets >= 1,
+            "max_vocabulary_size": self.max_vocabulary_size is None or int(self.max_vocabulary_size) >= 1,
+            "oov_buckets": isinstance(self.oov_buckets, int) and self.oov_buckets >= 1,
             "query_dimensions": bool(self.query_dimensions) and all(int(d) > 0 for d in self.query_dimensions),
             "candidate_dimensions": bool(self.candidate_dimensions)
             and all(int(d) > 0 for d in self.candidate_dimensions),

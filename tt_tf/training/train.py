@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.data.schema import Schema, Tags
+from tt_tf.data.history_store import HistoryStore
+from tt_tf.data.schema import Schema, Tags, categorical_tokens
 from tt_tf.data.tables import (
     HISTORY_COLUMN,
     Columns,
@@ -18,7 +20,6 @@ from tt_tf.data.tables import (
     harmonise_ids,
     query_frame,
     require_columns,
-    training_dataset,
 )
 from tt_tf.evaluation.full_catalogue import RetrievalEvaluationCallback
 from tt_tf.layers import HistoryEncoder, InputBlock, L2Norm, MLPBlock
@@ -31,6 +32,7 @@ from tt_tf.negatives.known_positives import KnownPositiveIndex
 from tt_tf.negatives.memory import CrossBatchMemory
 from tt_tf.training.config import TrainConfig
 from tt_tf.training.distribute import make_strategy
+from tt_tf.training.log_data import FrameLog, StoreLog
 from tt_tf.training.optimizers import LazyAdam
 from tt_tf.training.stopping import StopOnPlateau, StopRule
 
@@ -42,12 +44,21 @@ class TrainingResult:
     history: dict
     valid_metrics: list
     history_mode: str
-    train: pd.DataFrame
+    log: object  # the training rows: a FrameLog or a StoreLog (tt_tf.training.log_data)
     valid: pd.DataFrame | None
     train_seconds: float
     examples_per_second: float
     epochs_run: int
     best_epoch: int
+    users: pd.DataFrame | None = None  # the user and item tables, ids harmonised with the log
+    items: pd.DataFrame | None = None
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """The training rows as a table (in-memory runs only)."""
+        if self.log.streaming:
+            raise ValueError("a streamed run keeps its training rows on disk (result.log.store), not in a table")
+        return self.log.frame
 
 
 def set_seed(seed: int) -> None:
@@ -88,39 +99,32 @@ def positives_only(frame: pd.DataFrame | None, label_column: str | None, name: s
     return kept
 
 
-def is_temporal_holdout(train: pd.DataFrame, heldout: pd.DataFrame, columns: Columns,
+def is_temporal_holdout(last_times: pd.Series | None, heldout: pd.DataFrame, columns: Columns,
                         share: float = 0.9) -> bool:
-    """True when (almost) every held-out row is no earlier than its user's training rows."""
-    if columns.timestamp not in train.columns or columns.timestamp not in heldout.columns:
+    """True when (almost) every held-out row is no earlier than its user's training rows
+    (``last_times``: each user's latest training time, None without a time column)."""
+    if last_times is None or columns.timestamp not in heldout.columns:
         return False
-    last = train.groupby(columns.user_id)[columns.timestamp].max()
-    cutoff = heldout[columns.user_id].map(last)
+    cutoff = heldout[columns.user_id].map(last_times)
     known = cutoff.notna()
     if not known.any():
         return False
     return bool((heldout.loc[known, columns.timestamp] >= cutoff[known]).mean() >= share)
 
 
-def resolve_history_mode(config: TrainConfig, train, valid, columns: Columns) -> str:
+def resolve_history_mode(config: TrainConfig, log, valid, columns: Columns) -> str:
     """``auto``: ``before`` for a temporal hold-out (the query never sees later items),
     ``all`` for a random one (the query sees every other known item)."""
     if config.history_mode != "auto":
         return config.history_mode
-    return "before" if valid is not None and is_temporal_holdout(train, valid, columns) else "all"
+    return "before" if valid is not None and is_temporal_holdout(log.last_times(), valid, columns) else "all"
 
 
 def split_validation(interactions: pd.DataFrame, config: TrainConfig, columns: Columns):
     """Hold out one random interaction of up to ``auto_validation_users`` users (with at
     least 3 interactions) for early stopping; returns (train, valid)."""
-    rng = np.random.default_rng(config.seed)
-    counts = interactions[columns.user_id].value_counts()
-    eligible = counts[counts >= 3].index.to_numpy()
-    if len(eligible) == 0 or config.auto_validation_users <= 0:
-        return interactions, None
-    chosen = set(rng.choice(eligible, size=min(len(eligible), config.auto_validation_users), replace=False))
-    candidates = interactions[interactions[columns.user_id].isin(chosen)]
-    picked = candidates.groupby(columns.user_id).sample(n=1, random_state=config.seed).index
-    return interactions.drop(index=picked).reset_index(drop=True), interactions.loc[picked].reset_index(drop=True)
+    log, valid = FrameLog(interactions, columns).hold_out(config.auto_validation_users, config.seed)
+    return log.frame, valid
 
 
 def resolve_history_encoder(config: TrainConfig, history_mode: str) -> str:
@@ -143,24 +147,33 @@ def resolve_known_positive_masking(config: TrainConfig, history_mode: str) -> bo
     return history_mode == "all"
 
 
-def make_item_frequency(config: TrainConfig, interactions: pd.DataFrame):
-    """The log q source the config names, or None without logQ correction."""
+def as_log(interactions, config: TrainConfig):
+    """A ``FrameLog`` or ``StoreLog`` (``tt_tf.training.log_data``) for a DataFrame or a log."""
+    return interactions if hasattr(interactions, "item_counts") else FrameLog(interactions, columns_of(config))
+
+
+def make_item_frequency(config: TrainConfig, interactions):
+    """The log q source the config names, or None without logQ correction (``interactions``:
+    a DataFrame or a training log)."""
     if not config.logq_correction:
         return None
     if config.item_frequency == "streaming":
         return StreamingItemFrequency(**config.streaming_frequency, name="item_frequency")
-    return StaticItemFrequency.from_interactions(interactions[config.item_id], name="item_frequency")
+    counts = as_log(interactions, config).item_counts()
+    return StaticItemFrequency(categorical_tokens(pd.Series(counts.index, dtype=object)).tolist(), counts.to_numpy(),
+                               name="item_frequency")
 
 
-def sampler_factory(config: TrainConfig, schema: Schema, interactions: pd.DataFrame, items: pd.DataFrame | None):
+def sampler_factory(config: TrainConfig, schema: Schema, item_counts: pd.Series, items: pd.DataFrame | None):
     """Builds the samplers of config entries that need data: the catalogue sampler draws from
-    the item table (weights: training counts + 1), the memory needs nothing."""
+    the item table (weights: training counts + 1; ``item_counts``: interactions per raw item id),
+    the memory needs nothing."""
     def make(name, options):
         try:
             if name == "memory":
                 return CrossBatchMemory(**options)
-            catalogue = items if items is not None else interactions[[config.item_id]].drop_duplicates()
-            counts = interactions[config.item_id].value_counts()
+            catalogue = items if items is not None else pd.DataFrame({config.item_id: item_counts.index.to_numpy()})
+            counts = item_counts
             weights = catalogue[config.item_id].map(counts).fillna(0).to_numpy(np.float64) + 1.0
             features = feature_dict(catalogue, schema.select_by_tag(Tags.ITEM))
             return CatalogueSampler(features, config.item_id, item_weights=weights, **options)
@@ -196,13 +209,14 @@ def build_towers(schema: Schema, config: TrainConfig):
             tower(candidate_inputs, config.candidate_dimensions, "candidate_tower"))
 
 
-def build_model(schema: Schema, config: TrainConfig, item_frequency=None, interactions: pd.DataFrame | None = None,
+def build_model(schema: Schema, config: TrainConfig, item_frequency=None, interactions=None,
                 items: pd.DataFrame | None = None, model_class=TwoTowerModel, **model_kwargs) -> TwoTowerModel:
     """A ``model_class`` (``TwoTowerModel`` or a subclass, given ``model_kwargs``) over
     ``build_towers``. ``interactions`` (and ``items``) feed the catalogue sampler and
     known-positive masking (``mask_known_positives: auto`` is off here: ``train_model``
     resolves it from the history mode)."""
     query_tower, candidate_tower = build_towers(schema, config)
+    log = None if interactions is None else as_log(interactions, config)
     return model_class(
         query_tower, candidate_tower,
         candidate_id_feature=config.item_id,
@@ -212,11 +226,11 @@ def build_model(schema: Schema, config: TrainConfig, item_frequency=None, intera
         downscore_false_negatives=config.downscore_false_negatives,
         negative_samplers=resolve_samplers(
             config.negative_samplers,
-            None if interactions is None else sampler_factory(config, schema, interactions, items)),
+            None if log is None else sampler_factory(config, schema, log.item_counts(), items)),
         num_hard_negatives=config.num_hard_negatives,
         unique_candidates=config.unique_candidates,
-        known_positives=KnownPositiveIndex.from_interactions(interactions, config.user_id, config.item_id)
-        if config.mask_known_positives not in ("auto", False) and interactions is not None else None,
+        known_positives=KnownPositiveIndex.from_interactions(log.pairs(), config.user_id, config.item_id)
+        if config.mask_known_positives not in ("auto", False) and log is not None else None,
         **model_kwargs,
     )
 
@@ -229,53 +243,96 @@ def make_optimizer(config: TrainConfig):
     return optimizers[config.optimizer.lower()](learning_rate=config.learning_rate)
 
 
-def train_model(interactions: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None,
+def prepare_log(interactions, users, items, valid, config: TrainConfig, work_dir=None):
+    """``(log, users, items, valid)``: the training log (``FrameLog`` for a DataFrame, ``StoreLog``
+    for a ``HistoryStore``) with ids of one dtype across the tables, and a validation hold-out
+    when none is given (``auto_validation_users``; a store's rest is written to ``work_dir``)."""
+    columns = columns_of(config)
+    valid = positives_only(valid, config.label_column, "valid")
+    if isinstance(interactions, HistoryStore):
+        interactions = StoreLog(interactions)
+    if isinstance(interactions, StoreLog):
+        log = interactions
+        if valid is not None:
+            require_columns(valid, [columns.user_id, columns.item_id], "valid")
+        valid, users, items = log.harmonise(valid, users, items)
+    else:
+        interactions = positives_only(interactions, config.label_column, "interactions")
+        interactions, users, items, valid = prepare_tables(interactions, users, items, valid, columns)
+        log = FrameLog(interactions, columns)
+    if valid is None and config.auto_validation_users > 0:
+        log, valid = log.hold_out(config.auto_validation_users, config.seed,
+                                  None if work_dir is None else Path(work_dir) / "store-train")
+    return log, users, items, valid
+
+
+def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | None,
                 config: TrainConfig = TrainConfig(), valid: pd.DataFrame | None = None,
-                callbacks=(), verbose: int = 1) -> TrainingResult:
-    """Train on ``interactions``; with ``valid``, evaluate the full catalogue every epoch
-    (masked by the training interactions) and stop early on ``config.monitor``."""
+                callbacks=(), verbose: int = 1, work_dir=None) -> TrainingResult:
+    """Train on ``interactions`` (a DataFrame, or a ``HistoryStore`` for a log larger than
+    memory); with ``valid``, evaluate the full catalogue every epoch (masked by the training
+    interactions) and stop early on ``config.monitor``. ``work_dir``: where a store's
+    validation hold-out writes the training rest (default: beside the store)."""
     set_seed(config.seed)
     columns = columns_of(config)
-    interactions = positives_only(interactions, config.label_column, "interactions")
-    valid = positives_only(valid, config.label_column, "valid")
-    interactions, users, items, valid = prepare_tables(interactions, users, items, valid, columns)
-    if valid is None and config.auto_validation_users > 0:
-        interactions, valid = split_validation(interactions, config, columns)
-    history_mode = resolve_history_mode(config, interactions, valid, columns)
+    if isinstance(interactions, HistoryStore) and work_dir is None:
+        work_dir = interactions.folder.parent
+    log, users, items, valid = prepare_log(interactions, users, items, valid, config, work_dir)
+    history_mode = resolve_history_mode(config, log, valid, columns)
     config = dataclasses.replace(config, history_encoder=resolve_history_encoder(config, history_mode),
                                  mask_known_positives=resolve_known_positive_masking(config, history_mode))
-    schema = build_schema(interactions, users, items, columns, use_history=config.use_history,
+    schema = build_schema(None, users, items, columns, use_history=config.use_history,
                           max_history_length=config.max_history_length, overrides=config.schema_overrides,
                           exclude=config.exclude_columns, share_history_table=config.share_history_table,
-                          num_buckets=config.num_buckets)
+                          num_buckets=config.num_buckets, id_counts=log.id_counts(),
+                          max_vocabulary_size=config.max_vocabulary_size, oov_buckets=config.oov_buckets)
     strategy = make_strategy(config.distribute, config.logical_cpus)
     with strategy.scope():
-        model = build_model(schema, config, make_item_frequency(config, interactions), interactions, items)
+        model = build_model(schema, config, make_item_frequency(config, log), log, items)
         model.compile(optimizer=make_optimizer(config))
-    dataset = training_dataset(interactions, users, items, schema, columns, batch_size=config.batch_size,
-                               seed=config.seed, history_mode=history_mode)
+    dataset, steps_per_epoch = training_input(log, schema, users, items, config, history_mode, strategy)
     all_callbacks = []
     evaluation = None
     if valid is not None:
-        catalogue = items if items is not None else interactions[[columns.item_id]].drop_duplicates()
+        catalogue = items if items is not None else pd.DataFrame(
+            {columns.item_id: log.id_counts()[columns.item_id].index.to_numpy()})
+        valid_users = valid[columns.user_id].unique()
+        known = log.history(valid_users)
         evaluation = RetrievalEvaluationCallback(
-            query_frame(valid[columns.user_id].unique(), users, interactions if config.use_history else None,
-                        columns, config.max_history_length),
-            catalogue, valid, known=interactions, columns=columns, ks=config.eval_ks, verbose=verbose)
+            query_frame(valid_users, users, known if config.use_history else None, columns, config.max_history_length),
+            catalogue, valid, known=known, columns=columns, ks=config.eval_ks, verbose=verbose)
         all_callbacks.append(evaluation)
         if config.early_stopping:
-            steps_per_epoch = -(-len(interactions) // config.batch_size)
-            all_callbacks.append(StopOnPlateau(StopRule.from_config(config, steps_per_epoch), config.monitor,
-                                               verbose=verbose))
+            all_callbacks.append(StopOnPlateau(StopRule.from_config(config, -(-log.rows // config.batch_size)),
+                                               config.monitor, verbose=verbose))
     if config.backup_dir:
         all_callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
     all_callbacks.extend(callbacks)
     started = time.perf_counter()
-    history = model.fit(dataset, epochs=config.epochs, callbacks=all_callbacks, verbose=verbose)
+    history = model.fit(dataset, epochs=config.epochs, callbacks=all_callbacks, verbose=verbose,
+                        steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - started
     epochs_run = len(history.history.get("loss", []))
     monitored = history.history.get(config.monitor)
     best_epoch = int(np.argmax(monitored)) + 1 if monitored else epochs_run
     return TrainingResult(model, schema, history.history, evaluation.history if evaluation else [],
-                          history_mode, interactions, valid, seconds,
-                          len(interactions) * epochs_run / max(seconds, 1e-9), epochs_run, best_epoch)
+                          history_mode, log, valid, seconds, log.rows * epochs_run / max(seconds, 1e-9), epochs_run,
+                          best_epoch, users, items)
+
+
+def training_input(log, schema: Schema, users, items, config: TrainConfig, history_mode: str, strategy):
+    """``(dataset, steps per epoch)``. A multi-worker run reads a streamed log through a
+    ``DatasetCreator``: each worker builds only its share of the rows (every n-th of the epoch's
+    order), and every worker runs the same number of steps (the collectives need it)."""
+    def make(num_shards=1, shard_index=0, batch_size=config.batch_size, repeat=False):
+        dataset = log.dataset(schema, users, items, batch_size, config.seed, history_mode, num_shards, shard_index)
+        return dataset.repeat() if repeat else dataset
+
+    if not (log.streaming and config.distribute == "multi_worker"):
+        return make(), None
+
+    def dataset_fn(context):
+        return make(context.num_input_pipelines, context.input_pipeline_id,
+                    context.get_per_replica_batch_size(config.batch_size), repeat=True)
+
+    return keras.utils.experimental.DatasetCreator(dataset_fn), log.rows // config.batch_size or 1
