@@ -74,6 +74,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     batch_size: int = 1024
     epochs: int = 30
+    steps_per_epoch: Optional[int] = None  # batches per epoch (None: the whole log); each epoch draws a new order
     # the stop rule (tt_tf/training/stopping.py): a gain of the monitored validation metric counts
     # when it beats the last counted one by stop_noise_floor standard errors; "auto" patience and
     # minimum are set from the steps per epoch; the best epoch's weights are kept
@@ -100,6 +101,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "batch_size": self.batch_size >= 2,
             "epochs": self.epochs >= 1,
+            "steps_per_epoch": self.steps_per_epoch is None or int(self.steps_per_epoch) >= 1,
             "early_stopping_patience": self.early_stopping_patience == "auto"
             or (isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 1),
             "min_epochs": self.min_epochs == "auto" or (isinstance(self.min_epochs, int) and self.min_epochs >= 1),

@@ -303,7 +303,8 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
             catalogue, valid, known=known, columns=columns, ks=config.eval_ks, verbose=verbose)
         all_callbacks.append(evaluation)
         if config.early_stopping:
-            all_callbacks.append(StopOnPlateau(StopRule.from_config(config, -(-log.rows // config.batch_size)),
+            all_callbacks.append(StopOnPlateau(StopRule.from_config(config, steps_per_epoch or
+                                                                    -(-log.rows // config.batch_size)),
                                                config.monitor, verbose=verbose))
     if config.backup_dir:
         all_callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
@@ -315,8 +316,9 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
     epochs_run = len(history.history.get("loss", []))
     monitored = history.history.get(config.monitor)
     best_epoch = int(np.argmax(monitored)) + 1 if monitored else epochs_run
+    examples = min(log.rows, steps_per_epoch * config.batch_size) if steps_per_epoch else log.rows
     return TrainingResult(model, schema, history.history, evaluation.history if evaluation else [],
-                          history_mode, log, valid, seconds, log.rows * epochs_run / max(seconds, 1e-9), epochs_run,
+                          history_mode, log, valid, seconds, examples * epochs_run / max(seconds, 1e-9), epochs_run,
                           best_epoch, users, items)
 
 
@@ -329,10 +331,13 @@ def training_input(log, schema: Schema, users, items, config: TrainConfig, histo
         return dataset.repeat() if repeat else dataset
 
     if not (log.streaming and config.distribute == "multi_worker"):
+        if config.steps_per_epoch:
+            return make(repeat=True), config.steps_per_epoch
         return make(), None
 
     def dataset_fn(context):
         return make(context.num_input_pipelines, context.input_pipeline_id,
                     context.get_per_replica_batch_size(config.batch_size), repeat=True)
 
-    return keras.utils.experimental.DatasetCreator(dataset_fn), log.rows // config.batch_size or 1
+    steps = config.steps_per_epoch or max(1, log.rows // config.batch_size)
+    return keras.utils.experimental.DatasetCreator(dataset_fn), steps
