@@ -3,6 +3,7 @@ TF_CONFIG must be set before TensorFlow starts, so these checks cannot share the
 
     python tests/distributed_worker.py equivalence
     python tests/distributed_worker.py memory
+    python tests/distributed_worker.py samplers
     python tests/distributed_worker.py fit default|mirrored|multi_worker OUT.json
     python tests/distributed_worker.py backup BACKUP_DIR EPOCHS_LOG [KILL_AFTER_EPOCH]
 """
@@ -104,12 +105,50 @@ def equivalence():
             from tt_tf.negatives.catalogue import CatalogueSampler
             sampler = CatalogueSampler({"c": features["c"], "item_id": features["item_id"]}, "item_id",
                                        num_negatives=2)
-            bad = TwoTowerModel(*dense_towers(), candidate_id_feature="item_id",
-                                negative_samplers=["in-batch", sampler])
+            bad = TwoTowerModel(*dense_towers(), candidate_id_feature="item_id", negative_samplers=[sampler])
         strategy.run(tf.function(lambda b: bad.compute_loss(b)), args=(batch,))
         out["refused"] = None
     except ValueError as error:
         out["refused"] = str(error)
+    print(json.dumps(out))
+
+
+def samplers():
+    """A catalogue sampler and known-positive masking on 2 mirrored replicas: per-replica losses
+    add up to one device's loss on the global batch, and the gradients agree (the replicas draw
+    the negatives one device draws, seeded by the global batch, and mask by fingerprints)."""
+    strategy = make_strategy("mirrored", logical_cpus=2)
+    from tt_tf.models.two_tower import TwoTowerModel
+    from tt_tf.negatives.catalogue import CatalogueSampler
+    from tt_tf.negatives.frequency import StaticItemFrequency
+    from tt_tf.negatives.known_positives import KnownPositiveIndex
+
+    rng = np.random.default_rng(2)
+    catalogue = {"c": rng.normal(size=(12, 3)).astype(np.float32), "item_id": np.arange(1, 13)}
+    known_users, known_items = rng.integers(0, 4, 30), rng.integers(1, 13, 30)
+
+    def make(catalogue_sampler, masking):
+        samplers = ["in-batch"] + ([CatalogueSampler(catalogue, "item_id", num_negatives=5, seed=7,
+                                                     distribution="weighted", item_weights=np.arange(1.0, 13.0))]
+                                   if catalogue_sampler else [])
+        return TwoTowerModel(*dense_towers(), candidate_id_feature="item_id", logits_temperature=0.5,
+                             item_frequency=StaticItemFrequency([str(i) for i in range(1, 13)], np.arange(1.0, 13.0)),
+                             negative_samplers=samplers,
+                             known_positives=KnownPositiveIndex(known_users, known_items) if masking else None)
+
+    batches = [{"q": rng.normal(size=(10, 3)).astype(np.float32), "c": rng.normal(size=(10, 3)).astype(np.float32),
+                "item_id": rng.integers(1, 13, 10), "user_id": rng.integers(0, 4, 10)} for _ in range(2)]
+    out = {}
+    for name, options in (("catalogue", (True, False)), ("known_positives", (False, True)),
+                          ("both", (True, True))):
+        with strategy.scope():
+            model = make(*options)
+            model(batches[0])
+        reference = make(*options)
+        reference(batches[0])
+        reference.set_weights(model.get_weights())
+        compare = one_device_comparison(strategy, model, reference)
+        out[name] = [compare(batch) for batch in batches]
     print(json.dumps(out))
 
 
@@ -195,6 +234,8 @@ if __name__ == "__main__":
         equivalence()
     elif command == "memory":
         memory()
+    elif command == "samplers":
+        samplers()
     elif command == "fit":
         fit(*args)
     else:

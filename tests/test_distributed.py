@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,18 @@ def test_mirrored_replicas_equal_one_device_on_the_global_batch():
     for name, state in out["estimator"].items():
         assert state["replicas_equal"], name
         assert state["max_difference_to_one_device"] < 1e-6, name
-    assert out["refused"] and "in-batch negatives" in out["refused"] and "catalogue" in out["refused"]
+    assert out["refused"] and "needs in-batch negatives" in out["refused"]
+
+
+@pytest.mark.slow  # fresh TensorFlow processes
+def test_catalogue_sampler_and_known_positive_masking_across_replicas_equal_one_device():
+    out = last_json(run_worker("samplers"))
+    for name in ("catalogue", "known_positives", "both"):
+        for step in out[name]:
+            # each replica's loss is its rows' share of the global mean over the same columns
+            assert sum(step["replica_losses"]) == pytest.approx(step["single_loss"], rel=1e-5), name
+            assert len(set(step["replica_losses"])) == 2, name
+            assert step["max_gradient_difference"] < 1e-5, name
 
 
 @pytest.mark.slow  # fresh TensorFlow processes
@@ -116,3 +128,96 @@ def test_backup_and_restore_resumes_a_killed_run(tmp_path):
     # the restarted run continues at epoch 2 instead of starting over
     assert log.read_text().split() == ["0", "1", "2", "3"]
     assert resumed["epochs_run"] == 2
+
+
+def write_log(folder):
+    """A small synthetic log as two Parquet files, with its user and item tables."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tt_tf.data.synthetic import make_synthetic
+    interactions, users, items = make_synthetic(num_users=200, num_items=60, mean_interactions=10, seed=3)
+    (folder / "log").mkdir(parents=True)
+    for index, part in enumerate(np.array_split(np.arange(len(interactions)), 2)):
+        pq.write_table(pa.Table.from_pandas(interactions.iloc[part], preserve_index=False),
+                       str(folder / "log" / f"part-{index}.parquet"), row_group_size=300)
+    users.to_parquet(folder / "users.parquet")
+    items.to_parquet(folder / "items.parquet")
+    return interactions, users, items
+
+
+def start_cli_workers(folder, config, out="run"):
+    """``tt-tf train --distribute multi_worker`` as two loopback workers (worker 0 is the chief)."""
+    (folder / "config.json").write_text(json.dumps(config))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),
+                       "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "tt_tf.cli", "train", "--interactions", "log", "--users", "users.parquet",
+             "--items", "items.parquet", "--config", "config.json", "--out", out, "--streaming",
+             "--distribute", "multi_worker", "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=folder))
+    return workers
+
+
+@pytest.mark.slow  # two TensorFlow processes
+def test_two_cli_workers_write_one_merged_bundle_that_loads_and_serves(tmp_path):
+    from tests.serving.serving_helpers import make_client
+    from tt_tf.bundle.format import ITEM_TABLE, USER_TABLE, read_embeddings
+    from tt_tf.bundle.publish import publish
+    from tt_tf.bundle.reader import Bundle
+    from tt_tf.stores import open_store
+    interactions, users, items = write_log(tmp_path)
+    workers = start_cli_workers(tmp_path, {"epochs": 2, "query_dimensions": [32], "candidate_dimensions": [32],
+                                           "batch_size": 128, "auto_validation_users": 50})
+    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "bundle written" in outputs[0] and "worker done" in outputs[1]
+    run = tmp_path / "run"
+    assert not (tmp_path / "run.shares").exists() and not (tmp_path / "run.work").exists()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["num_items"] == len(items) and manifest["num_users"] == len(users)
+    assert manifest["metrics"]["streaming"] and manifest["metrics"]["valid_masked"]["rows"] == 50
+    # the merged shares are the tables the exported towers give, row for row
+    bundle = Bundle(run)
+    user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users, items, interactions)
+    exported_items = read_embeddings(run / ITEM_TABLE, "item_id")
+    exported_users = read_embeddings(run / USER_TABLE, "user_id")
+    assert list(exported_items[0]) == list(item_ids)
+    np.testing.assert_allclose(exported_items[1], item_vecs, atol=1e-4)
+    order = {user: row for row, user in enumerate(exported_users[0])}
+    np.testing.assert_allclose(exported_users[1][[order[u] for u in user_ids]], user_vecs, atol=1e-4)
+    store = open_store(str(tmp_path / "store"))
+    publish(run, store, items)
+    with make_client(store, run) as client:
+        answer = client.post("/invocations", json={"customer": int(users["user_id"].iloc[0]), "numberoffers": 3})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["final_result"]) == 3
+
+
+@pytest.mark.slow  # two TensorFlow processes, killed and restarted
+def test_killed_cli_workers_resume_from_the_last_backed_up_epoch(tmp_path):
+    write_log(tmp_path)
+    backup = tmp_path / "backup"
+    config = {"epochs": 6, "query_dimensions": [32], "candidate_dimensions": [32], "batch_size": 64,
+              "auto_validation_users": 0, "backup_dir": str(backup)}
+    workers = start_cli_workers(tmp_path, config)
+    deadline = time.monotonic() + 600
+    # BackupAndRestore writes a checkpoint at each epoch end: kill worker 1 after the second one
+    while not list(backup.rglob("*.index")) or len(list(backup.rglob("checkpoint"))) < 1:
+        assert time.monotonic() < deadline and workers[1].poll() is None, "no epoch was backed up"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    workers[1].kill()
+    workers[0].kill()  # its peer gone, the chief cannot go on: the cluster restarts as a whole
+    for worker in workers:
+        worker.communicate(timeout=60)
+    assert not (tmp_path / "run" / "manifest.json").exists()
+    restarted = start_cli_workers(tmp_path, config)
+    outputs = [worker.communicate(timeout=900)[0] for worker in restarted]
+    assert [worker.returncode for worker in restarted] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    # the restarted cluster ran only the epochs left after the backed-up one
+    assert 1 <= manifest["metrics"]["epochs"] < config["epochs"]

@@ -27,7 +27,7 @@ def test_shards_are_disjoint_and_cover_every_row(table):
     groups = pq.ParquetFile(str(path)).num_row_groups
     assert groups > 3
     shards = [shard_row_groups(path, 3, i) for i in range(3)]
-    assert sorted(g for s in shards for g in s) == list(range(groups))
+    assert sorted(group for shard in shards for _, group, _ in shard) == list(range(groups))
     rows = [pd.concat(list(iter_frames(path, ["user_id", "item_id"], 3, i, read_rows=40))) for i in range(3)]
     together = pd.concat(rows).sort_values(["user_id", "item_id"]).reset_index(drop=True)
     expected = frame[["user_id", "item_id"]].sort_values(["user_id", "item_id"]).reset_index(drop=True)

@@ -43,10 +43,11 @@ def cmd_train(args):
     if args.distribute is not None:
         config.distribute = args.distribute
     from tt_tf.data.log_input import choose_path, open_log
+    from tt_tf.training.run import work_folder
     from tt_tf.training.train import columns_of
     choice = choose_path(args.interactions, args.streaming)
     print(f"interactions: {choice}", flush=True)
-    interactions = open_log(args.interactions, choice, str(args.out) + ".work", columns_of(config),
+    interactions = open_log(args.interactions, choice, work_folder(args.out), columns_of(config),
                             config.label_column)
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
     info = {"data": {"interactions": args.interactions, "users": args.users, "items": args.items,

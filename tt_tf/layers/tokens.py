@@ -81,11 +81,12 @@ def build_hash_index(keys: np.ndarray, rows: np.ndarray) -> tuple:
     return slot_keys, slot_rows, max(step, 1)
 
 
-def find_rows(slot_keys, slot_rows, probe_length, values) -> tf.Tensor:
+def find_rows(slot_keys, slot_rows, probe_length, values, hashed: bool = False) -> tf.Tensor:
     """Each value's row in a ``build_hash_index`` table (weights ``slot_keys``, ``slot_rows``,
     ``probe_length``), -1 where it is absent: ``probe_length`` gathers per value, so a step's
-    work and tensors depend on the batch, never on the table's size."""
-    queries = fingerprints(values)
+    work and tensors depend on the batch, never on the table's size. ``hashed``: the values are
+    fingerprints already (ids all-gathered across replicas)."""
+    queries = tf.convert_to_tensor(values, tf.int64) if hashed else fingerprints(values)
     mask = tf.constant(slot_keys.shape[0] - 1, tf.int64)  # static (a power of two): no read of the table
     probes = tf.bitwise.bitwise_and(queries[:, None] + tf.range(tf.cast(probe_length, tf.int64))[None, :], mask)
     match = tf.equal(tf.gather(slot_keys, probes), queries[:, None])
@@ -120,6 +121,6 @@ class HashIndex:
         self.probe_length = layer.add_weight(name=f"{name}_probe_length", shape=[],
                                              initializer=keras.initializers.Constant(probe_length), **weight)
 
-    def find(self, values) -> tf.Tensor:
-        """Each value's row, -1 for a value not in the index."""
-        return find_rows(self.slot_keys, self.slot_rows, self.probe_length, values)
+    def find(self, values, hashed: bool = False) -> tf.Tensor:
+        """Each value's row, -1 for a value not in the index (``hashed``: fingerprints given)."""
+        return find_rows(self.slot_keys, self.slot_rows, self.probe_length, values, hashed)

@@ -13,6 +13,7 @@ from tt_tf.models.contrastive import contrastive_rows, excluded_columns
 from tt_tf.models.encoder import Encoder
 from tt_tf.models.retrieval import RetrievalMethods
 from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
+from tt_tf.negatives.catalogue import CatalogueSampler
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
 from tt_tf.negatives.memory import CrossBatchMemory
 
@@ -229,11 +230,15 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
                 negatives, entries_log_p = sampler.global_step(*positives.global_batch)
                 sampler_ids = negatives.ids  # fingerprints, as the positives' across replicas
             else:
+                # across replicas a catalogue draw excludes (and is seeded by) the global batch's positives
+                across = {"positive_fingerprints": positives.global_batch[1]} \
+                    if replicas is not None and isinstance(sampler, CatalogueSampler) else {}
                 negatives = Negatives(*sampler(query, positives.row_vectors, positives.row_ids,
-                                               candidate_tower=self.candidate_tower, training=training))
+                                               candidate_tower=self.candidate_tower, training=training, **across))
+                entries_log_p = self._log_p(as_tokens(negatives.ids))
+                if entries_log_p is None:
+                    entries_log_p = tf.zeros(tf.shape(negatives.ids)[:1], tf.float32)
                 sampler_ids = as_tokens(negatives.ids) if replicas is None else fingerprints(negatives.ids)
-                entries_log_p = self._log_p(sampler_ids) if replicas is None \
-                    else tf.zeros(tf.shape(sampler_ids), tf.float32)
             columns.append(tf.cast(negatives.embeddings, positives.vectors.dtype))
             ids.append(sampler_ids)
             log_p.append(entries_log_p)
@@ -262,7 +267,7 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
             # only the row's own positive column stays: the other rows' positives are no negatives
             mask = tf.logical_or(own, tf.range(num_columns)[None, :] >= num_positive_columns)
         if self.known_positives is not None:
-            known = known_positive_mask(self.known_positives(features), ids)
+            known = known_positive_mask(self.known_positives(features), ids, candidates_hashed=replicas is not None)
             keep = tf.logical_or(own, tf.logical_not(known))
             mask = keep if mask is None else tf.logical_and(mask, keep)
         # one column per distinct id and no sampler's columns: no other column holds a row's positive id
@@ -324,11 +329,12 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
                              batch, positive_columns, column_log_counts, candidate_features=names)
 
     def _check_distributable(self):
-        if not all(isinstance(s, (InBatchSampler, CrossBatchMemory)) for s in self.negative_samplers) \
-                or not any(isinstance(s, InBatchSampler) for s in self.negative_samplers) or self.known_positives:
-            raise ValueError("with tf.distribute (more than one replica) the model supports in-batch negatives, "
-                             "optionally with a cross-batch memory, only; drop the catalogue sampler and "
-                             "known_positives, or train on one device")
+        supported = (InBatchSampler, CrossBatchMemory, CatalogueSampler)
+        if not all(isinstance(s, supported) for s in self.negative_samplers) \
+                or not any(isinstance(s, InBatchSampler) for s in self.negative_samplers):
+            raise ValueError("with tf.distribute (more than one replica) the model needs in-batch negatives, "
+                             "optionally with a cross-batch memory and catalogue samplers (their columns join "
+                             "the global batch's); add 'in-batch' to negative_samplers, or train on one device")
 
     def _scores_unique_candidates(self, features, names) -> bool:
         """Whether repeated positives can share a column without changing the loss: the tower

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tt_tf._keras import keras, tf
-from tt_tf.layers.tokens import HashIndex, as_tokens, fingerprint_index
+from tt_tf.layers.tokens import HashIndex, as_tokens, fingerprint_index, fingerprints
 from tt_tf.negatives.base import Negatives, NegativeSampler, no_negatives
 
 DISTRIBUTIONS = ("uniform", "weighted", "log_uniform", "log_uniform_ids")
@@ -73,6 +73,10 @@ class CatalogueSampler(NegativeSampler):
         id_range: ``(min_id, max_id)``: only items whose integer id lies in it are drawn.
         deferred: no catalogue yet: ``attach_catalogue`` gives it before training (what
             ``fit`` on a Dataset does for Merlin's ``PopularityBasedSamplerV2``).
+        seed: draws become a function of ``seed`` and the batch's positives (stateless), so
+            every replica of a ``tf.distribute`` run draws what one device draws on the global
+            batch; None draws from TensorFlow's global generator on one device (across
+            replicas the seed is then 0).
 
     Example:
         >>> sampler = CatalogueSampler({"item_id": np.array([b"a", b"b", b"c"])}, "item_id", num_negatives=2)
@@ -83,7 +87,7 @@ class CatalogueSampler(NegativeSampler):
     def __init__(self, item_features: dict | None = None, id_feature: str = "item_id", num_negatives: int = 256,
                  num_eval_negatives: int = 0, distribution: str = "uniform", item_weights=None,
                  num_items: int | None = None, num_ids: int | None = None, feature_specs: dict | None = None,
-                 id_range=None, deferred: bool = False, **kwargs):
+                 id_range=None, deferred: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if int(num_negatives) < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives!r}")
@@ -92,6 +96,7 @@ class CatalogueSampler(NegativeSampler):
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
         self.id_feature = id_feature
+        self.seed = None if seed is None else int(seed)
         self.num_negatives = int(num_negatives)
         self.num_eval_negatives = int(num_eval_negatives)
         self.distribution = distribution
@@ -157,15 +162,18 @@ class CatalogueSampler(NegativeSampler):
         # each id's table row (-1 for an id outside the catalogue)
         self._rows_of_ids = HashIndex(self, "ids", prints, first, self.num_ids)
 
-    def _allowed_log_weights(self, positive_ids):
-        rows = self._rows_of_ids.find(positive_ids)
+    def _allowed_log_weights(self, positive_ids, hashed=False):
+        rows = self._rows_of_ids.find(positive_ids, hashed)
         rows = tf.boolean_mask(rows, rows >= 0)
         excluded = tf.scatter_nd(rows[:, None], tf.ones_like(rows, tf.bool), [self.num_items])
         allowed = tf.where(excluded, -np.inf, self._log_weights)
         # every item a positive: draw from all rather than from nothing
         return tf.cond(tf.reduce_all(excluded), lambda: self._log_weights, lambda: allowed)
 
-    def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
+    def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None,
+             positive_fingerprints=None):
+        """``positive_fingerprints``: the global batch's positives across replicas (int64
+        fingerprints), which no draw may be; else ``positive_ids``."""
         count = self.num_negatives if training else self.num_eval_negatives
         if not self.has_catalogue:
             raise ValueError("CatalogueSampler has no catalogue yet: call attach_catalogue(item_features), or fit "
@@ -174,8 +182,14 @@ class CatalogueSampler(NegativeSampler):
             return no_negatives(positive_embeddings)
         if candidate_tower is None:
             raise ValueError("CatalogueSampler needs the candidate tower to encode its draws")
-        log_weights = self._allowed_log_weights(positive_ids)
-        rows = tf.random.categorical(log_weights[None, :], count, dtype=tf.int64)[0]
+        hashed = positive_fingerprints is not None
+        log_weights = self._allowed_log_weights(positive_fingerprints if hashed else positive_ids, hashed)
+        if self.seed is None and not hashed:
+            rows = tf.random.categorical(log_weights[None, :], count, dtype=tf.int64)[0]
+        else:  # the same draw wherever the same global batch is seen (one device or every replica)
+            prints = positive_fingerprints if hashed else fingerprints(positive_ids)
+            seed = tf.stack([tf.constant(self.seed or 0, tf.int64), tf.reduce_sum(prints)])
+            rows = tf.random.stateless_categorical(log_weights[None, :], count, seed, dtype=tf.int64)[0]
         features = {name: tf.gather(values, rows) for name, values in self._features.items()}
         embeddings = candidate_tower(features, training=training)
         log_mass = tf.reduce_logsumexp(log_weights)
@@ -183,7 +197,8 @@ class CatalogueSampler(NegativeSampler):
                          log_mass - tf.math.log(float(count)))
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
-        rows = self._rows_of_ids.find(ids)
+        # ids: tokens on one device, int64 fingerprints across replicas (TwoTowerModel's columns)
+        rows = self._rows_of_ids.find(ids, hashed=ids.dtype == tf.int64)
         log_weight = tf.where(rows >= 0, tf.gather(self._log_weights, tf.maximum(rows, 0)), -np.inf)
         return log_weight - negatives.state  # N * w(y) / W_allowed
 
@@ -191,6 +206,6 @@ class CatalogueSampler(NegativeSampler):
         return {**super().get_config(), "id_feature": self.id_feature, "num_negatives": self.num_negatives,
                 "num_eval_negatives": self.num_eval_negatives, "distribution": self.distribution,
                 "num_items": self.num_items, "num_ids": self.num_ids, "id_range": self.id_range,
-                "deferred": self.deferred,
+                "deferred": self.deferred, "seed": self.seed,
                 "feature_specs": {name: {"dtype": spec["dtype"], "shape": list(spec["shape"])}
                                   for name, spec in self.feature_specs.items()}}

@@ -13,13 +13,15 @@ from tt_tf._keras import keras, tf
 from tt_tf.layers.tokens import HashIndex, fingerprint_array, fingerprints, split_list
 
 
-def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|") -> tf.Tensor:
+def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|",
+                        candidates_hashed: bool = False) -> tf.Tensor:
     """``[rows, candidates]`` bool: candidate j's id is in row i's known items.
 
     ``known``: per row, the known items' fingerprints (ragged int64, as ``KnownPositiveIndex``
     returns them), ragged string tokens, or ``A|B|C`` strings. Memory is rows x (longest list +
     candidates): each row's fingerprints are sorted once and every candidate is found by binary
-    search, instead of a rows x catalogue multi-hot.
+    search, instead of a rows x catalogue multi-hot. ``candidates_hashed``: the candidate ids
+    are fingerprints already (all-gathered across replicas).
     """
     if isinstance(known, tf.RaggedTensor) and known.dtype == tf.int64:
         hashed = known
@@ -30,7 +32,8 @@ def known_positive_mask(known, candidate_ids: tf.Tensor, separator: str = "|") -
     # a -1 column keeps the tensor non-empty when no row has a known item
     padded = tf.concat([hashed.to_tensor(default_value=-1), -tf.ones([rows, 1], tf.int64)], axis=1)
     known_sorted = tf.sort(padded, axis=1)
-    candidates = fingerprints(tf.reshape(candidate_ids, [-1]))
+    candidates = tf.reshape(candidate_ids, [-1])
+    candidates = tf.cast(candidates, tf.int64) if candidates_hashed else fingerprints(candidates)
     values = tf.tile(candidates[None, :], [rows, 1])
     position = tf.minimum(tf.searchsorted(known_sorted, values, side="left"), tf.shape(known_sorted)[1] - 1)
     return tf.equal(tf.gather(known_sorted, position, batch_dims=1), values)

@@ -68,3 +68,13 @@ def is_chief(environ=None) -> bool:
     if task.get("type") == "chief":
         return True
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in parsed.get("cluster", {})
+
+
+def task_name(environ=None) -> str:
+    """``worker-1``, ``chief-0``: this process's task in ``TF_CONFIG`` ("" outside a cluster),
+    which keeps the scratch folders of workers sharing a file system apart."""
+    config = (environ if environ is not None else os.environ).get("TF_CONFIG")
+    if not config:
+        return ""
+    task = json.loads(config).get("task", {})
+    return f"{task.get('type', 'worker')}-{int(task.get('index', 0))}"

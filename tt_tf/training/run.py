@@ -17,11 +17,17 @@ from tt_tf.data.synthetic import leave_last_out, make_synthetic
 from tt_tf.data.tables import Columns, concat_tables, query_frame
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics
 from tt_tf.training.config import TrainConfig
-from tt_tf.training.distribute import is_chief
+from tt_tf.training.distribute import is_chief, task_name
 from tt_tf.training.train import columns_of, train_model
 
 USER_CHUNK = 100_000  # users whose query rows are built and encoded at a time at export
 SHARE_WAIT_SECONDS = 600  # how long the chief waits for the other workers' table shares
+
+
+def work_folder(out) -> Path:
+    """The run's scratch folder (a streamed log's store): beside ``out``, one per cluster task."""
+    task = task_name()
+    return Path(str(out) + ".work") / task if task else Path(str(out) + ".work")
 
 
 def train_run(interactions, users, items, valid, config: TrainConfig, out, verbose=1, run_info=None):
@@ -32,7 +38,7 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
     of the users and items (``{out}.shares``); the chief merges the shares and writes the one
     bundle, the others return ``(None, result)``.
     """
-    work_dir = Path(str(out) + ".work")
+    work_dir = work_folder(out)
     result = train_model(interactions, users, items, config, valid=valid, verbose=verbose, work_dir=work_dir)
     columns, log, valid = columns_of(config), result.log, result.valid
     users, items = result.users, result.items
@@ -69,7 +75,7 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
                                                      known=known, columns=columns)
     manifest = export_bundle(out, result.model, result.schema, config.to_dict(), catalogue, user_frames(user_ids),
                              columns.user_id, columns.item_id, metrics, run_info, vectors=vectors)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    shutil.rmtree(Path(str(out) + ".work"), ignore_errors=True)
     shutil.rmtree(Path(str(out) + ".shares"), ignore_errors=True)
     return manifest, result
 
