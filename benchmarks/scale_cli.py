@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -86,7 +87,8 @@ def run_measured(command: list, cwd: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"tt-tf {' '.join(command)} failed:\n{output[-3000:]}")
     return {"seconds": round(seconds, 2), "peak_rss_gb": round(usage.ru_maxrss * 1024 / GIB, 3),
-            "output": [line for line in output.strip().splitlines() if not line.startswith(LOG_NOISE)][-3:]}
+            "output": [line for line in output.strip().splitlines() if not line.startswith(LOG_NOISE)][-3:],
+            "output_all": output}
 
 
 def measure(folder: Path, path: str, with_embed: bool) -> dict:
@@ -96,6 +98,9 @@ def measure(folder: Path, path: str, with_embed: bool) -> dict:
     train = run_measured(["train", "--interactions", "log", "--out", run.name, "--config", str(CONFIG), flag],
                          folder)
     metrics = json.loads((run / "manifest.json").read_text())["metrics"]
+    train["log_pass_seconds"] = float(re.search(r"read the log in ([\d.]+)s", train["output_all"]).group(1))
+    train["export_seconds"] = float(re.search(r"exported in ([\d.]+)s", train["output_all"]).group(1))
+    del train["output_all"]
     config = json.loads((run / "config.json").read_text())
     examples = metrics["examples_per_second"]
     result = {"path": path, "train": train, "train_seconds": metrics["train_seconds"],
@@ -109,6 +114,8 @@ def measure(folder: Path, path: str, with_embed: bool) -> dict:
                                            "items.parquet", "--history", "log", "--test", "test.parquet",
                                            "--json", "evaluate.json", flag], folder)
         result["evaluate"]["metrics"] = json.loads((folder / "evaluate.json").read_text())
+        for step in ("embed", "evaluate"):
+            del result[step]["output_all"]
         (folder / "vectors.npz").unlink()
     shutil.rmtree(run)
     return result

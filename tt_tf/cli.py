@@ -47,8 +47,10 @@ def cmd_train(args):
     from tt_tf.training.train import columns_of
     choice = choose_path(args.interactions, args.streaming)
     print(f"interactions: {choice}", flush=True)
+    started = time.perf_counter()
     interactions = open_log(args.interactions, choice, work_folder(args.out), columns_of(config),
                             config.label_column)
+    print(f"read the log in {time.perf_counter() - started:.1f}s", flush=True)
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
     info = {"data": {"interactions": args.interactions, "users": args.users, "items": args.items,
                      "valid": args.valid, "config": args.config, "input": str(choice)}}
@@ -57,6 +59,7 @@ def cmd_train(args):
     if manifest is None:  # a non-chief worker of a multi-worker run
         print("worker done: the chief task writes the bundle")
         return 0
+    print(f"exported in {manifest['export_seconds']:.1f}s", flush=True)
     if "valid_masked" in manifest["metrics"]:
         _print_metrics("valid (masked, full catalogue)", manifest["metrics"]["valid_masked"])
     print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f}s "

@@ -73,8 +73,10 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
                                            config.eval_ks)
         metrics["valid_masked"] = evaluator.evaluate(valid_users, result.model.query_tower.encode(frame), valid,
                                                      known=known, columns=columns)
+    started = time.perf_counter()
     manifest = export_bundle(out, result.model, result.schema, config.to_dict(), catalogue, user_frames(user_ids),
                              columns.user_id, columns.item_id, metrics, run_info, vectors=vectors)
+    manifest["export_seconds"] = time.perf_counter() - started  # for the caller; not in the bundle's file
     shutil.rmtree(Path(str(out) + ".work"), ignore_errors=True)
     shutil.rmtree(Path(str(out) + ".shares"), ignore_errors=True)
     return manifest, result
