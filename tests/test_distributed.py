@@ -221,3 +221,22 @@ def test_killed_cli_workers_resume_from_the_last_backed_up_epoch(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     # the restarted cluster ran only the epochs left after the backed-up one
     assert 1 <= manifest["metrics"]["epochs"] < config["epochs"]
+
+
+@pytest.mark.slow  # two TensorFlow processes
+def test_the_readme_loopback_example_runs_as_written(tmp_path):
+    import re
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+                 if "--distribute multi_worker" in b)
+    interactions, _, _ = write_log(tmp_path)
+    (tmp_path / "log").rename(tmp_path / "logs")
+    (tmp_path / "config.yaml").write_text("epochs: 1\nbatch_size: 64\nquery_dimensions: [16]\n"
+                                          "candidate_dimensions: [16]\nauto_validation_users: 20\n")
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    environment.pop("TF_CONFIG", None)
+    done = subprocess.run(["bash", "-c", "set -e\n" + block], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    manifest = json.loads((tmp_path / "runs" / "mw" / "manifest.json").read_text())
+    assert manifest["num_users"] == interactions["user_id"].nunique()

@@ -164,3 +164,53 @@ def test_streaming_and_in_memory_training_reach_the_same_metrics_on_movielens(tm
     # (about 0.01 recall@10 on 943 validation rows, BENCHMARKS.md)
     assert results["streaming"]["recall@10"] == pytest.approx(results["in_memory"]["recall@10"], abs=0.03)
     assert results["streaming"]["recall@10"] > 0.1
+
+
+STREAMED_GROWTH_MB = 40  # measured growth 16x vs 2x the cap: a few MB (noise of the allocator)
+RSS_RUNNER = """
+import sys
+import tt_tf.data.history_store as history_store
+history_store.ROWS_PER_PARTITION = int(sys.argv[1])  # the cap: rows sorted in memory at once
+from tt_tf.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def peak_rss_mb(folder, rows, cap, flag):
+    """Peak RSS (MB) of a ``tt-tf train`` process over a generated log of ``rows`` interactions
+    (5,000 users, 2,000 items, so only the log grows with ``rows``)."""
+    import os
+    import subprocess
+    import sys
+    rng = np.random.default_rng(rows)
+    log = folder / f"log-{rows}"
+    for index, start in enumerate(range(0, rows, 100_000) if not log.exists() else []):
+        log.mkdir(exist_ok=True)
+        count = min(100_000, rows - start)
+        pq.write_table(pa.table({"user_id": rng.integers(0, 5_000, count), "item_id": rng.zipf(1.3, count) % 2_000,
+                                 "timestamp": np.arange(start, start + count)}),
+                       str(log / f"part-{index}.parquet"), row_group_size=20_000)
+    config = folder / "config.json"
+    config.write_text('{"epochs": 1, "steps_per_epoch": 20, "auto_validation_users": 0, "batch_size": 256, '
+                      '"query_dimensions": [16], "candidate_dimensions": [16], "history_mode": "before"}')
+    process = subprocess.Popen([sys.executable, "-c", RSS_RUNNER, str(cap), "train", "--interactions", str(log),
+                                "--config", str(config), "--out", str(folder / f"run-{rows}-{flag}"), flag,
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output[-3000:]
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow  # four training processes
+def test_a_streamed_run_stays_bounded_on_a_log_many_times_its_cap(tmp_path):
+    cap = 50_000
+    small, large = 2 * cap, 16 * cap
+    streamed = {rows: peak_rss_mb(tmp_path, rows, cap, "--streaming") for rows in (small, large)}
+    in_memory = {rows: peak_rss_mb(tmp_path, rows, cap, "--in-memory") for rows in (small, large)}
+    streamed_growth, in_memory_growth = streamed[large] - streamed[small], in_memory[large] - in_memory[small]
+    # 700k more rows: the store holds them on disk (4 bytes a row, memory-mapped); the in-memory
+    # path holds them in pandas and in the tf.data pipeline
+    assert streamed_growth < STREAMED_GROWTH_MB, (streamed, in_memory)
+    assert in_memory_growth > 2 * max(streamed_growth, 0) + STREAMED_GROWTH_MB, (streamed, in_memory)

@@ -261,8 +261,11 @@ def prepare_log(interactions, users, items, valid, config: TrainConfig, work_dir
         interactions, users, items, valid = prepare_tables(interactions, users, items, valid, columns)
         log = FrameLog(interactions, columns)
     if valid is None and config.auto_validation_users > 0:
-        log, valid = log.hold_out(config.auto_validation_users, config.seed,
-                                  None if work_dir is None else Path(work_dir) / "store-train")
+        rest = None
+        if log.streaming:  # where a store's rows without the hold-out go
+            rest = Path(work_dir) / "store-train" if work_dir else log.store.folder.with_name(
+                log.store.folder.name + "-train")
+        log, valid = log.hold_out(config.auto_validation_users, config.seed, rest)
     return log, users, items, valid
 
 
@@ -275,8 +278,6 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
     validation hold-out writes the training rest (default: beside the store)."""
     set_seed(config.seed)
     columns = columns_of(config)
-    if isinstance(interactions, HistoryStore) and work_dir is None:
-        work_dir = interactions.folder.parent
     log, users, items, valid = prepare_log(interactions, users, items, valid, config, work_dir)
     history_mode = resolve_history_mode(config, log, valid, columns)
     config = dataclasses.replace(config, history_encoder=resolve_history_encoder(config, history_mode),
