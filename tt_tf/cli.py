@@ -59,7 +59,7 @@ def cmd_train(args):
     if manifest is None:  # a non-chief worker of a multi-worker run
         print("worker done: the chief task writes the bundle")
         return 0
-    print(f"exported in {manifest['export_seconds']:.1f}s", flush=True)
+    print(f"exported in {result.export_seconds:.1f}s", flush=True)
     if "valid_masked" in manifest["metrics"]:
         _print_metrics("valid (masked, full catalogue)", manifest["metrics"]["valid_masked"])
     print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f}s "

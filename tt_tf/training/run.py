@@ -76,7 +76,7 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
     started = time.perf_counter()
     manifest = export_bundle(out, result.model, result.schema, config.to_dict(), catalogue, user_frames(user_ids),
                              columns.user_id, columns.item_id, metrics, run_info, vectors=vectors)
-    manifest["export_seconds"] = time.perf_counter() - started  # for the caller; not in the bundle's file
+    result.export_seconds = time.perf_counter() - started
     shutil.rmtree(Path(str(out) + ".work"), ignore_errors=True)
     shutil.rmtree(Path(str(out) + ".shares"), ignore_errors=True)
     return manifest, result

@@ -52,6 +52,7 @@ class TrainingResult:
     best_epoch: int
     users: pd.DataFrame | None = None  # the user and item tables, ids harmonised with the log
     items: pd.DataFrame | None = None
+    export_seconds: float | None = None  # set by train_run
 
     @property
     def train(self) -> pd.DataFrame:
