@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from tt_tf.data.history_store import HistoryStore
-from tt_tf.data.streaming import count_rows, parquet_files
-from tt_tf.data.tables import Columns, DataError, read_table
+if TYPE_CHECKING:  # the module imports nothing heavy: the CLI's parser reads STREAMING_ROWS
+    import pandas as pd
 
 STREAMING_ROWS = 10_000_000
 
@@ -40,6 +38,8 @@ def is_parquet_log(spec: str) -> bool:
 
 def choose_path(spec: str, streaming: bool | None = None, threshold: int = STREAMING_ROWS) -> LogChoice:
     """``streaming``: True or False forces a path (True needs Parquet), None decides by size."""
+    from tt_tf.data.streaming import count_rows
+    from tt_tf.data.tables import DataError
     if not is_parquet_log(spec):
         if streaming:
             raise DataError(f"--streaming reads Parquet (a file, a folder or a glob); {spec} is not Parquet")
@@ -54,14 +54,21 @@ def choose_path(spec: str, streaming: bool | None = None, threshold: int = STREA
 
 def read_log(spec: str, name: str = "interactions") -> pd.DataFrame:
     """The whole log in memory: one file, or every Parquet file of a folder or glob."""
+    import pandas as pd
+
+    from tt_tf.data.streaming import parquet_files
+    from tt_tf.data.tables import read_table
     if not is_parquet_log(spec) or Path(spec).is_file():
         return read_table(spec, name)
     frames = [read_table(path, name) for path in parquet_files(spec)]
     return pd.concat(frames, ignore_index=True)
 
 
-def open_log(spec: str, choice: LogChoice, work_dir, columns: Columns = Columns(), label_column: str | None = None):
-    """A DataFrame (in memory) or a ``HistoryStore`` built in ``work_dir`` (streaming)."""
+def open_log(spec: str, choice: LogChoice, work_dir, columns=None, label_column: str | None = None):
+    """A DataFrame (in memory) or a ``HistoryStore`` built in ``work_dir`` (streaming);
+    ``columns``: the id and time columns (``tables.Columns``)."""
+    from tt_tf.data.history_store import HistoryStore
+    from tt_tf.data.tables import Columns
     if not choice.streaming:
         return read_log(spec)
-    return HistoryStore.build(spec, Path(work_dir) / "store", columns, label_column=label_column)
+    return HistoryStore.build(spec, Path(work_dir) / "store", columns or Columns(), label_column=label_column)
