@@ -743,8 +743,9 @@ def scale_cli(report) -> list:
               f"vocabulary, {config.get('oov_buckets')} OOV rows): seconds per epoch are the measured examples/s "
               "over the whole log. The train command's peak covers the log pass, the model, training and the "
               "export of every user and item.", "",
-              "| interactions | path | peak RSS, train (GB) | log pass (s) | examples/s | s/epoch (extrapolated) "
-              "| export (s) | embed all (s / GB) | evaluate 10k users (s / GB) | test recall@10 |",
+              "| interactions | path | peak RSS, train (GB) | log pass or read (s) | examples/s "
+              "| s/epoch (extrapolated) | export (s) | embed all (s / GB) | evaluate 10k users (s / GB) "
+              "| test recall@10 |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for row in results:
         embed, evaluate = row.get("embed"), row.get("evaluate")
@@ -763,14 +764,23 @@ def scale_cli(report) -> list:
                  f"missed by {summary['largest_peak_rss_gb'] - summary['rss_target_gb']:.2f} GB.")]
     if "throughput_ratio" in summary:
         lines.append(f"- Throughput at {summary['largest_rows']:,}: {summary['throughput_ratio']:.2f}× the "
-                     f"{summary['throughput_reference']} (target: within {SCALE_THROUGHPUT_GAP:.0%}, at least "
-                     f"{1 - SCALE_THROUGHPUT_GAP:.2f}×): "
+                     f"{summary['throughput_reference'].replace('_', '-')} (target: within "
+                     f"{SCALE_THROUGHPUT_GAP:.0%}, at least {1 - SCALE_THROUGHPUT_GAP:.2f}×): "
                      + ("met." if summary["throughput_target_met"] else "missed."))
     for path, fit in slope.items():
         if fit:
             lines.append(f"- RSS against rows, {path.replace('_', '-')} path (least squares over the train runs): "
                          f"{fit['gb_per_million_rows'] * 1000:.1f} MB per million rows over {fit['intercept_gb']:.2f} "
                          "GB.")
+    per_user = base = None
+    if len(streamed) > 1:
+        per_user, base = np.polyfit([r["num_users"] for r in streamed], [r["train"]["peak_rss_gb"] for r in streamed],
+                                    1)
+        lines.append(f"- Against distinct users instead (the vocabularies are capped, the rows stay on disk): "
+                     f"{per_user * 1e9:,.0f} bytes per user over {base:.2f} GB, from "
+                     f"{streamed[0]['num_users']:,} to {streamed[-1]['num_users']:,} users. The per-user tables of the "
+                     "run (ids, counts, offsets, the export's user list and query rows) grow with users; the "
+                     "rows cost 4 bytes each, on disk.")
     pass_fit = np.polyfit([r["rows"] / 1e6 for r in streamed], [r["train"]["log_pass_seconds"] for r in streamed], 1) \
         if len(streamed) > 1 else (streamed[0]["train"]["log_pass_seconds"] / (streamed[0]["rows"] / 1e6), 0.0)
     seconds_per_million = float(pass_fit[0])
@@ -785,36 +795,40 @@ def scale_cli(report) -> list:
     dim = 64
     full_tables = (SCALE_USERS + SCALE_ITEMS) * dim * 4 * TABLE_COPIES / 1e9
     capped = 2 * int(config.get("max_vocabulary_size", 0)) * dim * 4 * TABLE_COPIES / 1e9
-    rss_at_scale = slope["streaming"]["intercept_gb"] + slope["streaming"]["gb_per_million_rows"] * SCALE_ROWS / 1e6 \
-        if slope.get("streaming") else None
     lines += ["", f"**At {SCALE_ROWS / 1e9:g}B interactions across {SCALE_WORKERS} workers** (each figure is a "
               "measured rate above carried to that size; the scenario's "
               f"{SCALE_USERS / 1e6:g}M users and {SCALE_ITEMS / 1e6:g}M items are assumptions, not measurements):",
               f"- *The log pass* reads {seconds_per_million:.1f} s per million rows, so {pass_hours:.1f} h for the "
               "whole log. Every worker makes the whole pass today (each needs the counts): "
-              + (f"{pass_hours / epoch_hours * SCALE_WORKERS:.1f} epochs' time on {SCALE_WORKERS} workers, so with "
-                 "more than a few epochs training dominates, and the pass stops scaling first (it does not speed "
-                 "up with workers)." if pass_hours < epoch_hours / SCALE_WORKERS else
+              + (f"{pass_hours / epoch_hours * SCALE_WORKERS:.1f} of an epoch's time on {SCALE_WORKERS} workers, "
+                 "small next to training, though it does not get faster with more workers." if
+                 pass_hours < epoch_hours / SCALE_WORKERS else
                  f"longer than an epoch on {SCALE_WORKERS} workers, which makes it the first bottleneck.")
               + " Sharding it (each worker counts and partitions its row groups, the counts summed and the "
-              "partitions exchanged by user hash) is the change that size needs. Its disk: "
+              "partitions exchanged by user hash) would let it scale with the workers too. Its disk: "
               f"{STORE_BYTES_PER_ROW * SCALE_ROWS / 1e9:.0f} GB of store per worker and "
               f"{PARTITION_BYTES_PER_ROW * SCALE_ROWS / 1e9:.0f} GB of partitions while the pass runs.",
               f"- *Training* at the measured {per_worker:,.0f} examples/s of one 2-core worker takes "
               f"{epoch_hours:.0f} h an epoch alone and {epoch_hours / SCALE_WORKERS:.1f} h on {SCALE_WORKERS} "
               "workers, if the all-reduce keeps up (two loopback workers ran, nothing larger).",
-              f"- *Memory*: the streaming RSS line above gives {rss_at_scale:.1f} GB a worker at that size; "
-              "the rows stay on disk. The embedding tables grow with the ids, not the rows: every id in a "
-              f"vocabulary would take {full_tables:.0f} GB ({TABLE_COPIES} copies with Adam, dim {dim}), past "
-              f"any one worker. The top-N vocabularies used here keep them at {capped:.2f} GB. More ids than "
-              "that need tables sharded across machines (a parameter server), which tt_tf does not do."
-              if rss_at_scale is not None else "- *Memory*: not measured at two sizes."]
+              "- *Memory*: the rows stay on disk; what grows is per id. "
+              + (f"At the measured {per_user * 1e9:,.0f} bytes per distinct user, {SCALE_USERS / 1e6:g}M users "
+                 f"need {base + per_user * SCALE_USERS:.0f} GB a worker (ids, counts, offsets, the export's user "
+                 "list): the per-user tables would have to be split by user hash across workers, as the pass's "
+                 "partitions are. " if per_user is not None else "")
+              + f"The embedding tables: every id in a vocabulary would take {full_tables:.0f} GB ({TABLE_COPIES} "
+              f"copies with Adam, dim {dim}), past any one worker; the top-N vocabularies used here keep them at "
+              f"{capped:.2f} GB. More ids than that need tables sharded across machines (a parameter server), "
+              "which tt_tf does not do."]
     if vectors and cells:
         lines += [f"- *Export and evaluation*: `embed` encoded {vectors:,.0f} vectors/s, so "
                   f"{(SCALE_USERS + SCALE_ITEMS) / vectors / 3600 / SCALE_WORKERS:.1f} h for every user and item "
                   f"when {SCALE_WORKERS} workers each encode their share (as `train --distribute multi_worker` "
                   f"does). The full-catalogue evaluation scored {cells / 1e6:,.0f}M user-item pairs a second, so "
                   f"10k users against {SCALE_ITEMS / 1e6:g}M items take {1e4 * SCALE_ITEMS / cells / 60:.1f} min."]
+    lines.append(f"- *So*: the time goes to training ({epoch_hours / SCALE_WORKERS:.1f} h an epoch on {SCALE_WORKERS} "
+                 f"workers) far more than to the log pass ({pass_hours:.1f} h); what breaks first is memory per id, "
+                 "the per-user tables and the embedding tables, not the rows.")
     return lines + [""]
 
 
