@@ -96,7 +96,9 @@ def _embed(args, only_test_users=False):
         if only_test_users:
             test_users = set(_read(args.test, "test")[bundle.columns.user_id])
             users = users[users[bundle.columns.user_id].isin(test_users)]
-        vectors = bundle.embed_chunks(users, items, history.history)
+        from tt_tf.training.log_data import user_chunks
+        chunks = user_chunks(history.user_counts(users[bundle.columns.user_id]))
+        vectors = bundle.embed_chunks(users, items, history.history, chunks)
         known = history.history(users[bundle.columns.user_id].unique()) if only_test_users else None
     return bundle, known, vectors
 

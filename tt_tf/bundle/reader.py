@@ -48,15 +48,15 @@ class Bundle:
         item_vectors = encode_with_signature(self.candidate, items)
         return (users[cols.user_id].to_numpy(), user_vectors, items[cols.item_id].to_numpy(), item_vectors)
 
-    def embed_chunks(self, users: pd.DataFrame, items: pd.DataFrame, history_of, chunk: int = 100_000):
-        """As ``embed``, the users ``chunk`` at a time, each chunk's history from
-        ``history_of(user_ids)`` (a streamed log's histories: the log is never whole in memory)."""
+    def embed_chunks(self, users: pd.DataFrame, items: pd.DataFrame, history_of, chunks):
+        """As ``embed``, the users a chunk at a time (``chunks``: row positions in ``users``), each
+        chunk's history from ``history_of(user_ids)``: a streamed log's histories, never whole
+        in memory."""
         cols = self.columns
         require_columns(users, [cols.user_id], "users")
         require_columns(items, [cols.item_id], "items")
         user_ids = users[cols.user_id].to_numpy()
-        parts = [self.embed(users.iloc[start:start + chunk], items.iloc[:1],
-                            history_of(user_ids[start:start + chunk]))[1] for start in range(0, len(users), chunk)]
+        parts = [self.embed(users.iloc[chunk], items.iloc[:1], history_of(user_ids[chunk]))[1] for chunk in chunks]
         user_vectors = np.concatenate(parts) if parts else np.zeros((0, self.manifest["embedding_dim"]), np.float32)
         return user_ids, user_vectors, items[cols.item_id].to_numpy(), encode_with_signature(self.candidate, items)
 

@@ -195,8 +195,13 @@ class HistoryStore:
         known = positions >= 0
         starts = np.where(known, np.asarray(self.offsets)[np.maximum(positions, 0)], 0)
         lengths = np.where(known, np.asarray(self.offsets)[np.maximum(positions, 0) + 1] - starts, 0)
+        return self.slices(starts, lengths), lengths
+
+    def slices(self, starts, lengths) -> np.ndarray:
+        """``items[starts[i]:starts[i] + lengths[i]]`` for every i, one after the other."""
+        starts, lengths = np.asarray(starts, np.int64), np.asarray(lengths, np.int64)
         flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        return np.asarray(self.items[flat]), lengths
+        return np.asarray(self.items[flat])
 
     def histories(self, user_positions) -> list:
         """Each user's item tokens, oldest first (``tables.user_histories`` for these users)."""

@@ -74,29 +74,28 @@ class StoreBatches:
 
     def histories(self, owners, positions, targets) -> tuple:
         """``(item indices, row lengths)``: each row's history, the newest
-        ``max_history_length`` kept."""
+        ``max_history_length`` kept. ``before`` reads just that window of the store; ``all``
+        reads the user's whole history (the row's item may recur anywhere in it)."""
+        if self.history_mode == "before":
+            first = positions if not self.max_history_length else np.minimum(positions, self.max_history_length)
+            lengths = first.astype(np.int64)
+            return self.store.slices(self.offsets[owners] + positions - lengths, lengths).astype(np.int32), lengths
         values, lengths = self.store.item_indices(owners)
         row = np.repeat(np.arange(len(owners)), lengths)
-        within = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        keep = within < positions[row] if self.history_mode == "before" else values != targets[row]
+        keep = values != targets[row]
         if self.max_history_length:
             kept_per_row = np.bincount(row[keep], minlength=len(owners))
             rank = np.cumsum(keep) - np.repeat(np.cumsum(kept_per_row) - kept_per_row, lengths)  # 1-based
             keep &= kept_per_row[row] - rank < self.max_history_length
         return values[keep].astype(np.int32), np.bincount(row[keep], minlength=len(owners)).astype(np.int64)
 
-    def entries(self, seed: int, epoch: int, num_shards: int = 1, shard_index: int = 0, batch_size: int = 1024,
-                excluded=None):
+    def entries(self, seed: int, epoch: int, num_shards: int = 1, shard_index: int = 0, batch_size: int = 1024):
         """The epoch's store positions for this shard, ``batch_size`` at a time."""
         rows = self.store.num_rows
         a, c = epoch_order(rows, seed, epoch)
         for start in range(shard_index, rows, batch_size * num_shards):
             k = np.arange(start, min(rows, start + batch_size * num_shards), num_shards, dtype=np.int64)
-            entries = (a * k + c) % rows  # a k < rows ** 2: exact in int64 below 3e9 rows
-            if excluded is not None and len(excluded):
-                entries = entries[~np.isin(entries, excluded)]
-            if len(entries):
-                yield entries
+            yield (a * k + c) % rows  # a k < rows ** 2: exact in int64 below 3e9 rows
 
 
 def _lookup(store_ids, table, id_column) -> pd.DataFrame:

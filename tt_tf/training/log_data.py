@@ -22,6 +22,23 @@ from tt_tf.data.tables import (
 )
 
 VALIDATION_MIN_INTERACTIONS = 3  # a user gives one interaction to the hold-out only if it keeps two
+CHUNK_USERS, CHUNK_ROWS = 100_000, 1_000_000  # users, and their interactions, in memory at a time
+
+
+def user_chunks(counts: np.ndarray, max_users: int | None = None, max_rows: int | None = None) -> list:
+    """Positions of consecutive users, split so that no chunk holds more than ``max_users`` users
+    or (unless one user alone has more) ``max_rows`` of their interactions (``counts``: each
+    user's; defaults ``CHUNK_USERS`` and ``CHUNK_ROWS``)."""
+    max_users, max_rows = max_users or CHUNK_USERS, max_rows or CHUNK_ROWS
+    chunks, start, rows = [], 0, 0
+    for position, count in enumerate(np.asarray(counts, np.int64)):
+        if position > start and (position - start >= max_users or rows + count > max_rows):
+            chunks.append(np.arange(start, position))
+            start, rows = position, 0
+        rows += count
+    if start < len(counts):
+        chunks.append(np.arange(start, len(counts)))
+    return chunks
 
 
 class FrameLog:
@@ -54,6 +71,11 @@ class FrameLog:
 
     def user_ids(self) -> np.ndarray:
         return self.frame[self.columns.user_id].unique()
+
+    def user_counts(self, user_ids) -> np.ndarray:
+        """Interactions of each of these users (0 for a user without any)."""
+        counts = self.frame[self.columns.user_id].value_counts()
+        return counts.reindex(pd.Index(list(user_ids))).fillna(0).to_numpy(np.int64)
 
     def pairs(self) -> pd.DataFrame:
         """Every (user, item) row: what known-positive masking indexes."""
@@ -121,6 +143,14 @@ class StoreLog:
         before = extra[columns.user_id].map(pd.Series(self.store.user_counts, index=pd.Index(self.store.user_ids)))
         extra[columns.timestamp] = before.fillna(0).to_numpy(np.int64) + extra.groupby(columns.user_id).cumcount()
         return pd.concat([frame, extra], ignore_index=True)
+
+    def user_counts(self, user_ids) -> np.ndarray:
+        positions = self.store.user_positions(list(user_ids))
+        counts = np.where(positions >= 0, self.store.user_counts[np.maximum(positions, 0)], 0)
+        if self.extra is not None:
+            extra = self.extra[self.columns.user_id].value_counts()
+            counts = counts + extra.reindex(pd.Index(list(user_ids))).fillna(0).to_numpy(np.int64)
+        return counts
 
     def user_ids(self) -> np.ndarray:
         ids = self.store.user_ids[self.store.user_counts > 0]

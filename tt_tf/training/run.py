@@ -18,9 +18,9 @@ from tt_tf.data.tables import Columns, concat_tables, query_frame
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics
 from tt_tf.training.config import TrainConfig
 from tt_tf.training.distribute import is_chief, task_name
+from tt_tf.training.log_data import user_chunks
 from tt_tf.training.train import columns_of, train_model
 
-USER_CHUNK = 100_000  # users whose query rows are built and encoded at a time at export
 SHARE_WAIT_SECONDS = 600  # how long the chief waits for the other workers' table shares
 
 
@@ -49,9 +49,9 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
                     | dict.fromkeys(seen.user_ids()))
 
     def user_frames(ids):
-        for start in range(0, len(ids), USER_CHUNK):
-            chunk = ids[start:start + USER_CHUNK]
-            yield query_frame(chunk, users, seen.history(chunk) if config.use_history else None, columns,
+        ids = pd.Index(list(ids))
+        for chunk in user_chunks(seen.user_counts(ids)):  # the chunk's histories bound the memory
+            yield query_frame(ids[chunk], users, seen.history(ids[chunk]) if config.use_history else None, columns,
                               config.max_history_length)
 
     vectors = None
