@@ -88,3 +88,25 @@ def export_aligned_bundle(run_dir, **kwargs):
     user_frame = users.assign(**{HISTORY_COLUMN: ""})
     manifest = export_bundle(run_dir, model, schema, {"aligned": True}, items, user_frame)
     return run_dir, manifest, model, users, items
+
+
+def flat_impressions(num_users=80, num_items=80, sessions_per_user=4, session_length=6, seed=0):
+    """The synthetic impression log (``make_alignment_data``) written in the schema of
+    ``tt-tf flatten`` (customer_id, offer, rank from 1, price, accepted, datetime, explore, ...)
+    with the logged ranker's click probability as ``ranker_accepted``; every other session is
+    an exploration answer. Returns (flat rows, items with price and cost, truth)."""
+    import pandas as pd
+
+    from tt_tf.alignment.synthetic import make_alignment_data
+    rows, _, items, truth = make_alignment_data(num_users=num_users, num_items=num_items,
+                                                sessions_per_user=sessions_per_user, session_length=session_length,
+                                                num_clusters=num_items // session_length // 2,
+                                                seed=seed)
+    items = items.assign(price=1.0 + items["item_id"] % 4, cost=0.5)
+    flat = pd.DataFrame({
+        "customer_id": rows["user_id"], "offer": rows["item_id"], "rank": rows["position"] + 1, "score": 0.0,
+        "price": rows["item_id"].map(items.set_index("item_id")["price"]), "accepted": rows["click"].astype(int),
+        "datetime": pd.to_datetime(rows["timestamp"], unit="s", utc=True).astype(str), "predictor": "campaign",
+        "uuid": [f"u{u}-{s}" for u, s in zip(rows["user_id"], rows["session"])], "explore": rows["session"] % 2,
+        "run_id": "run0", "ranker_accepted": rows["ranker_click"]})
+    return flat, items, truth

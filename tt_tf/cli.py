@@ -45,17 +45,28 @@ def cmd_train(args):
     from tt_tf.data.log_input import choose_path, open_log
     from tt_tf.training.run import work_folder
     from tt_tf.training.train import columns_of
-    choice = choose_path(args.interactions, args.streaming)
-    print(f"interactions: {choice}", flush=True)
+    if not (args.interactions or args.impressions):
+        raise ValueError("give --interactions, --impressions (the output of tt-tf flatten), or both")
+    if config.alignment is not None and not args.impressions:
+        raise ValueError("the config's alignment section trains on the scorer's impressions: add --impressions FILE")
+    interactions, choice = None, None
     started = time.perf_counter()
-    interactions = open_log(args.interactions, choice, work_folder(args.out), columns_of(config),
-                            config.label_column)
+    if args.interactions:
+        choice = choose_path(args.interactions, args.streaming)
+        print(f"interactions: {choice}", flush=True)
+        interactions = open_log(args.interactions, choice, work_folder(args.out), columns_of(config),
+                                config.label_column)
+    impressions = _read(args.impressions, "impressions")
+    if impressions is not None:
+        print(f"impressions: {len(impressions)} rows; alignment steps: "
+              f"{', '.join(_alignment_steps(config)) or 'none (the taken offers train)'}", flush=True)
     print(f"read the log in {time.perf_counter() - started:.1f}s", flush=True)
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
-    info = {"data": {"interactions": args.interactions, "users": args.users, "items": args.items,
-                     "valid": args.valid, "config": args.config, "input": str(choice)}}
+    info = {"data": {"interactions": args.interactions, "impressions": args.impressions, "users": args.users,
+                     "items": args.items, "valid": args.valid, "config": args.config,
+                     "input": str(choice) if choice else None}}
     manifest, result = train_run(interactions, users, items, valid, config, args.out,
-                                 verbose=0 if args.quiet else 2, run_info=info)
+                                 verbose=0 if args.quiet else 2, run_info=info, impressions=impressions)
     if manifest is None:  # a non-chief worker of a multi-worker run
         print("worker done: the chief task writes the bundle")
         return 0
@@ -66,6 +77,11 @@ def cmd_train(args):
           f"({result.examples_per_second:.0f} examples/s); run_id {manifest['run_id']}")
     print(f"bundle written to {Path(args.out).resolve()}")
     return 0
+
+
+def _alignment_steps(config) -> list:
+    from tt_tf.training.alignment_config import AlignmentConfig
+    return AlignmentConfig.from_mapping(config.alignment).steps() if config.alignment is not None else []
 
 
 def _history(args, bundle, work_dir):
@@ -405,8 +421,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a two-tower model and export a bundle")
-    train.add_argument("--interactions", required=True, help="training interactions: a .csv or .parquet file, a "
+    train.add_argument("--interactions", help="training interactions: a .csv or .parquet file, a "
                        "folder of .parquet files or a glob of them")
+    train.add_argument("--impressions", help="the scorer's logged offers (the output of tt-tf flatten, .csv or "
+                       ".parquet), trained with the config's alignment steps; without an alignment section the "
+                       "taken offers train as interactions")
     train.add_argument("--users", help="user table")
     train.add_argument("--items", help="item table")
     train.add_argument("--valid", help="validation interactions (full-catalogue early stopping)")

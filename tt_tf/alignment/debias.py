@@ -68,8 +68,14 @@ class ValueDebiaser(keras.layers.Layer):
                                   message="ValueDebiaser: estimate and value shapes differ")
         return estimate
 
-    def fit_loss(self, value, estimate):
-        return tf.reduce_mean(tf.square(tf.stop_gradient(value) - estimate))
+    def fit_loss(self, value, estimate, fit_rows=None):
+        """Mean squared error of E to the value; ``fit_rows`` ([B], 0/1): only the rows marked 1
+        count (e.g. exploration rows, whose positions carry no relevance), 0 when none is."""
+        errors = tf.square(tf.stop_gradient(value) - estimate)
+        if fit_rows is None:
+            return tf.reduce_mean(errors)
+        fit_rows = tf.cast(fit_rows, errors.dtype)
+        return tf.math.divide_no_nan(tf.reduce_sum(errors * fit_rows), tf.reduce_sum(fit_rows))
 
     def row_weights(self, value, estimate):
         if self.stop_gradient:

@@ -30,8 +30,12 @@ class AlignedTwoTowerModel(TwoTowerModel):
         task_weights: T value weights.
         value_floor: floor of v (> 0).
         value_weighted: weight rows by v.
+        value_feature: optional per-row multiplier of the labels in v (a price or margin
+            column): ``v = max(sum_t w_t label_t * value, value_floor)``.
         debiaser: optional ``ValueDebiaser``; ``position_feature`` feeds its positions and
             the query vector its user estimate.
+        debias_fit_feature: optional 0/1 column: only rows marked 1 (exploration rows, shown
+            in random order) fit the debiaser, whose weights still apply to every row.
         light_ranker: optional ``LightRanker`` trained on the (query, shown item) pairs.
         ranker_loss_weight: weight of its BCE.
         soft_label_features: logged ranker probabilities, one per soft head of the light
@@ -51,7 +55,8 @@ class AlignedTwoTowerModel(TwoTowerModel):
     """
 
     def __init__(self, query_tower, candidate_tower, label_features=("click",), task_weights=None,
-                 value_floor=1e-3, value_weighted=True, debiaser=None, position_feature="position",
+                 value_floor=1e-3, value_weighted=True, value_feature=None, debiaser=None,
+                 position_feature="position", debias_fit_feature=None,
                  light_ranker=None, ranker_loss_weight=1.0, soft_label_features=(), distillation_weight=0.0,
                  reward_model=None, reward_weight=0.0, reward_temperature=1.0, **kwargs):
         super().__init__(query_tower, candidate_tower, **kwargs)
@@ -87,8 +92,10 @@ class AlignedTwoTowerModel(TwoTowerModel):
             raise ValueError(f"reward_temperature must be > 0, got {reward_temperature!r}")
         self.value_floor = float(value_floor)
         self.value_weighted = bool(value_weighted)
+        self.value_feature = value_feature
         self.debiaser = debiaser
         self.position_feature = position_feature
+        self.debias_fit_feature = debias_fit_feature
         self.light_ranker = light_ranker
         self.ranker_loss_weight = float(ranker_loss_weight)
         self.distillation_weight = float(distillation_weight)
@@ -107,18 +114,24 @@ class AlignedTwoTowerModel(TwoTowerModel):
         return tf.stack([tf.reshape(tf.cast(features[n], tf.float32), [-1]) for n in names], axis=1)
 
     def compute_loss(self, features, training=False):
-        missing = [n for n in self.label_features + self.soft_label_features if n not in features]
+        needed = self.label_features + self.soft_label_features + \
+            [n for n in (self.value_feature, self.debias_fit_feature) if n is not None]
+        missing = [n for n in needed if n not in features]
         if missing:
             raise ValueError(f"features are missing label column(s) {missing}")
         inputs = self.logits_inputs(features, training=training)
         labels = self._labels(features, self.label_features)
-        value = user_value(labels, self.task_weights, self.value_floor)
+        value_labels = labels if self.value_feature is None else \
+            labels * tf.reshape(tf.cast(features[self.value_feature], tf.float32), [-1, 1])
+        value = user_value(value_labels, self.task_weights, self.value_floor)
         weights = value if self.value_weighted else None
         parts = {}
         if self.debiaser is not None:
             estimate = self.debiaser(value, positions=features.get(self.position_feature),
                                      user_vectors=inputs.query)
-            parts["debias_loss"] = self.debiaser.fit_loss(value, estimate)
+            fit_rows = None if self.debias_fit_feature is None else \
+                tf.reshape(tf.cast(features[self.debias_fit_feature], tf.float32), [-1])
+            parts["debias_loss"] = self.debiaser.fit_loss(value, estimate, fit_rows)
             weights = self.debiaser.row_weights(value, estimate)
         parts["retrieval_loss"] = self.contrastive_loss(inputs, sample_weight=weights)
         positives = inputs.row_positives()
@@ -146,7 +159,10 @@ class AlignedTwoTowerModel(TwoTowerModel):
         summary["alignment"] = {
             "label_features": self.label_features, "task_weights": self.task_weights,
             "value_weighted": self.value_weighted, "value_floor": self.value_floor,
+            "value_feature": self.value_feature, "debias_fit_feature": self.debias_fit_feature,
             "debiaser": self.debiaser.get_config() if self.debiaser is not None else None,
+            "position_effects": self.debiaser.position_effects().tolist()
+            if self.debiaser is not None and self.debiaser.num_positions else None,
             "light_ranker": self.light_ranker.get_config() if self.light_ranker is not None else None,
             "distillation_weight": self.distillation_weight if self.soft_label_features else 0.0,
             "reward_model": self.reward_model if isinstance(self.reward_model, str) or self.reward_model is None
@@ -158,7 +174,8 @@ class AlignedTwoTowerModel(TwoTowerModel):
         config = super().get_config()
         config.update(
             label_features=self.label_features, task_weights=self.task_weights, value_floor=self.value_floor,
-            value_weighted=self.value_weighted, position_feature=self.position_feature,
+            value_weighted=self.value_weighted, value_feature=self.value_feature,
+            position_feature=self.position_feature, debias_fit_feature=self.debias_fit_feature,
             debiaser=keras.layers.serialize(self.debiaser) if self.debiaser is not None else None,
             light_ranker=keras.layers.serialize(self.light_ranker) if self.light_ranker is not None else None,
             ranker_loss_weight=self.ranker_loss_weight, soft_label_features=self.soft_label_features,

@@ -42,7 +42,7 @@ class SavedModelRanker(keras.layers.Layer):
         path: the SavedModel directory.
         query_features: names of the signature's query-side inputs (features of the batch).
         candidate_features: names of its candidate-side inputs.
-        task_weights: T value weights.
+        task_weights: T value weights (None: 1 each).
         signature: the signature name (default ``pairwise``).
 
     Example:
@@ -57,7 +57,7 @@ class SavedModelRanker(keras.layers.Layer):
         self.path = str(path)
         self.query_features = [str(n) for n in query_features]
         self.candidate_features = [str(n) for n in candidate_features]
-        self.task_weights = [float(w) for w in task_weights]
+        self.task_weights = None if task_weights is None else [float(w) for w in task_weights]
         self.signature = str(signature)
         try:
             loaded = tf.saved_model.load(self.path)
@@ -75,10 +75,13 @@ class SavedModelRanker(keras.layers.Layer):
 
     def pair_values(self, features):
         specs = self._function.structured_input_signature[1]
-        call = {name: tf.cast(tf.reshape(features[name], [-1]), specs[name].dtype)
+        call = {name: _as_dtype(tf.reshape(features[name], [-1]), specs[name].dtype)
                 for name in self.query_features + self.candidate_features}
         logits = self._function(**call)["task_logits"]
-        return tf.reduce_sum(tf.sigmoid(logits) * tf.constant(self.task_weights), axis=-1)
+        probabilities = tf.sigmoid(logits)
+        if self.task_weights is not None:
+            probabilities *= tf.constant(self.task_weights)
+        return tf.reduce_sum(probabilities, axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -86,3 +89,13 @@ class SavedModelRanker(keras.layers.Layer):
         config.update(path=self.path, query_features=self.query_features, candidate_features=self.candidate_features,
                       task_weights=self.task_weights, signature=self.signature)
         return config
+
+
+def _as_dtype(values, dtype):
+    """``values`` in the signature's dtype: id features reach the model as text tokens, which a
+    ranker with integer inputs takes as numbers."""
+    if values.dtype == tf.string and dtype != tf.string:
+        return tf.strings.to_number(values, out_type=dtype)
+    if values.dtype != tf.string and dtype == tf.string:
+        return tf.strings.as_string(values)
+    return tf.cast(values, dtype)

@@ -202,7 +202,8 @@ def join_features(interactions: pd.DataFrame, users, items, columns: Columns = C
 def training_dataset(interactions: pd.DataFrame, users, items, schema: Schema,
                      columns: Columns = Columns(), batch_size: int = 1024, shuffle: bool = True,
                      seed: int | None = None, history_mode: str = "all",
-                     drop_remainder: bool = False) -> tf.data.Dataset:
+                     drop_remainder: bool = False, history_source: pd.DataFrame | None = None,
+                     extra_columns=()) -> tf.data.Dataset:
     """Batches of raw feature dicts, one row per interaction: user columns, item columns and,
     when the schema has it, the user's history of item ids.
 
@@ -211,16 +212,30 @@ def training_dataset(interactions: pd.DataFrame, users, items, schema: Schema,
             item removed), which matches a random hold-out; ``before``: only interactions
             earlier in (timestamp, item id) order, which matches a hold-out of each user's
             latest interactions (the query side never sees the future).
+        history_source: the rows histories are made of, when not the training rows
+            themselves (impressions train on every shown offer; histories hold what was taken).
+            ``before`` then keeps the source rows strictly earlier than the training row.
+        extra_columns: columns of ``interactions`` passed through (labels, positions), as
+            int64 for integer columns and float32 otherwise.
     """
     if history_mode not in HISTORY_MODES:
         raise ValueError(f"history_mode must be one of {HISTORY_MODES}, got {history_mode!r}")
     frame = join_features(interactions, users, items, columns)
     features = feature_dict(frame, schema.remove_by_tag(Tags.SEQUENCE))
+    for name in extra_columns:
+        values = frame[name]
+        if values.isna().any():
+            raise DataError(f"column {name!r} has missing values")
+        features[name] = values.to_numpy(np.int64 if pd.api.types.is_integer_dtype(values) else np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if HISTORY_COLUMN in schema:
         column = schema[HISTORY_COLUMN]
         frame = frame.reset_index(drop=True)
-        histories = user_histories(frame, columns)
+        source = frame if history_source is None else history_source
+        histories = user_histories(source, columns)
+        missing = pd.Index(frame[columns.user_id].unique()).difference(histories.index)
+        if len(missing):  # users with nothing in the source: an empty history
+            histories = pd.concat([histories, pd.Series([[] for _ in missing], index=missing, dtype=object)])
         user_index = {u: i for i, u in enumerate(histories.index)}
         rows = frame[columns.user_id].map(user_index).astype("int64").to_numpy()
         # from flat tokens and lengths: tf.ragged.constant over a list of lists grows faster than
@@ -231,7 +246,8 @@ def training_dataset(interactions: pd.DataFrame, users, items, schema: Schema,
         ragged = tf.RaggedTensor.from_row_lengths(tf.constant(flat.astype(str).astype(object), tf.string), lengths)
         targets = np.asarray(categorical_tokens(frame[columns.item_id]), dtype=object).astype(bytes)
         extra = tf.data.Dataset.from_tensor_slices(
-            {"_row": rows, "_target": targets, "_position": _time_positions(frame, columns)})
+            {"_row": rows, "_target": targets, "_position": _time_positions(frame, columns) if history_source is None
+             else _positions_in(frame, history_source, columns)})
         dataset = tf.data.Dataset.zip((dataset, extra))
     if shuffle:
         dataset = dataset.shuffle(min(len(frame), 1_000_000), seed=seed, reshuffle_each_iteration=True)
@@ -262,6 +278,26 @@ def _time_positions(frame: pd.DataFrame, columns: Columns) -> np.ndarray:
     ordered = frame.sort_values(order, kind="stable")
     positions = ordered.groupby(columns.user_id, sort=False).cumcount()
     return positions.reindex(frame.index).to_numpy(np.int64)
+
+
+def _positions_in(frame: pd.DataFrame, source: pd.DataFrame, columns: Columns) -> np.ndarray:
+    """For each row, how many of its user's ``source`` rows are strictly earlier (its
+    ``before`` history's length); every source row when there is no time column."""
+    if columns.timestamp not in frame.columns or columns.timestamp not in source.columns:
+        counts = source[columns.user_id].value_counts()
+        return frame[columns.user_id].map(counts).fillna(0).to_numpy(np.int64)
+    # rows sort before source rows of the same time, so a row never counts its own time's rows
+    both = pd.concat([pd.DataFrame({"user": source[columns.user_id].to_numpy(), "time": source[columns.timestamp]
+                                    .to_numpy(), "is_row": 0, "at": -1}),
+                      pd.DataFrame({"user": frame[columns.user_id].to_numpy(), "time": frame[columns.timestamp]
+                                    .to_numpy(), "is_row": 1, "at": np.arange(len(frame))})], ignore_index=True)
+    both["rank"] = 1 - both["is_row"]
+    both = both.sort_values(["user", "time", "rank"], kind="stable")
+    earlier = (1 - both["is_row"]).groupby(both["user"], sort=False).cumsum() - (1 - both["is_row"])
+    rows = both["is_row"].to_numpy() == 1
+    out = np.zeros(len(frame), np.int64)
+    out[both["at"].to_numpy()[rows]] = earlier.to_numpy()[rows]
+    return out
 
 
 def query_frame(user_ids, users: pd.DataFrame | None, history: pd.DataFrame | None,

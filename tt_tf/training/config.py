@@ -94,6 +94,10 @@ class TrainConfig:
     logical_cpus: Optional[int] = None
     backup_dir: Optional[str] = None  # BackupAndRestore: a killed run resumes from its last epoch
     eval_ks: list = dataclasses.field(default_factory=lambda: [10, 50, 100])
+    # alignment steps on the scorer's impressions (tt-tf train --impressions): label_features, task_weights,
+    # value_feature, cost_feature, debiaser, light_ranker, soft_label_features, distillation_teacher,
+    # reward_model, reward_weight... (tt_tf/training/alignment_config.py); null trains on the taken offers only
+    alignment: Optional[dict] = None
 
     def __post_init__(self):
         checks = {
@@ -123,6 +127,9 @@ class TrainConfig:
             "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
             "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
+        if self.alignment is not None:
+            from tt_tf.training.alignment_config import AlignmentConfig
+            AlignmentConfig.from_mapping(self.alignment)  # a bad section is refused before anything loads
         checks["monitor"] = self.monitor in self.monitorable()
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

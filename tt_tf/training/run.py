@@ -30,16 +30,19 @@ def work_folder(out) -> Path:
     return Path(str(out) + ".work") / task if task else Path(str(out) + ".work")
 
 
-def train_run(interactions, users, items, valid, config: TrainConfig, out, verbose=1, run_info=None):
+def train_run(interactions, users, items, valid, config: TrainConfig, out, verbose=1, run_info=None,
+              impressions=None):
     """Train, evaluate on ``valid`` (masked, full catalogue), export the bundle to ``out``.
-    ``interactions``: a DataFrame, or a ``HistoryStore`` for the streaming path.
+    ``interactions``: a DataFrame, or a ``HistoryStore`` for the streaming path; ``impressions``:
+    the scorer's flattened log, trained with the config's alignment steps.
 
     Returns ``(manifest, training result)``. In a multi-worker run every worker encodes its share
     of the users and items (``{out}.shares``); the chief merges the shares and writes the one
     bundle, the others return ``(None, result)``.
     """
     work_dir = work_folder(out)
-    result = train_model(interactions, users, items, config, valid=valid, verbose=verbose, work_dir=work_dir)
+    result = train_model(interactions, users, items, config, valid=valid, verbose=verbose, work_dir=work_dir,
+                         impressions=impressions)
     columns, log, valid = columns_of(config), result.log, result.valid
     users, items = result.users, result.items
     catalogue = items if items is not None else pd.DataFrame(
@@ -65,6 +68,8 @@ def train_run(interactions, users, items, valid, config: TrainConfig, out, verbo
                "history_encoder": "attention" if getattr(result.model.query_tower.input_block, "history_encoder",
                                                           None) is not None else "mean",
                "training_curves": {name: [float(v) for v in values] for name, values in result.history.items()}}
+    if result.alignment is not None:  # what the alignment section chose, and what the debiaser learned
+        metrics["alignment"] = {**result.alignment, **result.model.training_summary()["alignment"]}
     if valid is not None:
         valid_users = valid[columns.user_id].unique()
         known = log.history(valid_users)

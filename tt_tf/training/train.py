@@ -53,6 +53,7 @@ class TrainingResult:
     users: pd.DataFrame | None = None  # the user and item tables, ids harmonised with the log
     items: pd.DataFrame | None = None
     export_seconds: float | None = None  # set by train_run
+    alignment: dict | None = None  # what the config's alignment section resolved to (impression runs)
 
     @property
     def train(self) -> pd.DataFrame:
@@ -244,15 +245,18 @@ def make_optimizer(config: TrainConfig):
     return optimizers[config.optimizer.lower()](learning_rate=config.learning_rate)
 
 
-def prepare_log(interactions, users, items, valid, config: TrainConfig, work_dir=None):
+def prepare_log(interactions, users, items, valid, config: TrainConfig, work_dir=None, impressions=None):
     """``(log, users, items, valid)``: the training log (``FrameLog`` for a DataFrame, ``StoreLog``
-    for a ``HistoryStore``) with ids of one dtype across the tables, and a validation hold-out
-    when none is given (``auto_validation_users``; a store's rest is written to ``work_dir``)."""
+    for a ``HistoryStore``, ``ImpressionLog`` for impressions with an ``alignment`` section) with
+    ids of one dtype across the tables, and a validation hold-out when none is given
+    (``auto_validation_users``; a store's rest is written to ``work_dir``)."""
     columns = columns_of(config)
     valid = positives_only(valid, config.label_column, "valid")
     if isinstance(interactions, HistoryStore):
         interactions = StoreLog(interactions)
-    if isinstance(interactions, StoreLog):
+    if impressions is not None or config.alignment is not None:
+        log, users, items, valid = impression_log(interactions, impressions, users, items, valid, config)
+    elif isinstance(interactions, StoreLog):
         log = interactions
         if valid is not None:
             require_columns(valid, [columns.user_id, columns.item_id], "valid")
@@ -270,16 +274,55 @@ def prepare_log(interactions, users, items, valid, config: TrainConfig, work_dir
     return log, users, items, valid
 
 
+def impression_log(interactions, impressions, users, items, valid, config: TrainConfig):
+    """The log of an impression run: the offers taken (and any ``interactions``) are the
+    positives; with an ``alignment`` section every shown offer is a training row
+    (``ImpressionLog``), without one only the taken offers train (``FrameLog``)."""
+    from tt_tf.alignment.impressions import prepare_impressions
+    from tt_tf.training.alignment_config import AlignmentConfig
+    from tt_tf.training.impression_log import ImpressionLog
+
+    if impressions is None:
+        raise ValueError("the config's alignment section trains on the scorer's impressions: give --impressions "
+                         "(the output of tt-tf flatten)")
+    if interactions is not None and not isinstance(interactions, pd.DataFrame):
+        raise ValueError("impressions train in memory: give --interactions as one table (not --streaming)")
+    columns = columns_of(config)
+    alignment = AlignmentConfig.from_mapping(config.alignment) if config.alignment is not None else None
+    label = config.label_column or "accepted"
+    rows, soft = prepare_impressions(impressions, columns, alignment, items, label)
+    labels = alignment.label_features if alignment is not None else [label]
+    taken = rows[(rows[labels].to_numpy() > 0).any(axis=1)]
+    if taken.empty:
+        raise ValueError(f"impressions: no row has {' or '.join(labels)} > 0: no offer was taken, nothing to learn")
+    if interactions is not None and config.label_column in interactions.columns:
+        interactions = positives_only(interactions, config.label_column, "interactions")
+    if interactions is not None:
+        require_columns(interactions, [columns.user_id, columns.item_id], "interactions")
+    frames = {"rows": rows, "interactions": interactions, "valid": valid, "users": users, "items": items}
+    for column, tables in ((columns.user_id, ("rows", "interactions", "valid", "users")),
+                           (columns.item_id, ("rows", "interactions", "valid", "items"))):
+        frames.update(harmonise_ids({name: frames[name] for name in tables}, column))
+    rows, users, items, valid = frames["rows"], frames["users"], frames["items"], frames["valid"]
+    positives = pd.concat([f for f in (frames["interactions"], rows.loc[taken.index]) if f is not None],
+                          ignore_index=True)
+    if alignment is None:
+        return FrameLog(positives, columns), users, items, valid
+    return ImpressionLog(rows, positives, columns, alignment.columns() + soft, soft), users, items, valid
+
+
 def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | None,
                 config: TrainConfig = TrainConfig(), valid: pd.DataFrame | None = None,
-                callbacks=(), verbose: int = 1, work_dir=None) -> TrainingResult:
+                callbacks=(), verbose: int = 1, work_dir=None, impressions=None) -> TrainingResult:
     """Train on ``interactions`` (a DataFrame, or a ``HistoryStore`` for a log larger than
     memory); with ``valid``, evaluate the full catalogue every epoch (masked by the training
     interactions) and stop early on ``config.monitor``. ``work_dir``: where a store's
-    validation hold-out writes the training rest (default: beside the store)."""
+    validation hold-out writes the training rest (default: beside the store). ``impressions``:
+    the scorer's flattened log (``tt-tf flatten``), trained with the config's ``alignment``
+    steps (``interactions`` may then be None)."""
     set_seed(config.seed)
     columns = columns_of(config)
-    log, users, items, valid = prepare_log(interactions, users, items, valid, config, work_dir)
+    log, users, items, valid = prepare_log(interactions, users, items, valid, config, work_dir, impressions)
     history_mode = resolve_history_mode(config, log, valid, columns)
     config = dataclasses.replace(config, history_encoder=resolve_history_encoder(config, history_mode),
                                  mask_known_positives=resolve_known_positive_masking(config, history_mode))
@@ -289,8 +332,17 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
                           num_buckets=config.num_buckets, id_counts=log.id_counts(),
                           max_vocabulary_size=config.max_vocabulary_size, oov_buckets=config.oov_buckets)
     strategy = make_strategy(config.distribute, config.logical_cpus)
+    model_kwargs, alignment = {}, None
+    if getattr(log, "alignment_steps", False):
+        from tt_tf.alignment import AlignedTwoTowerModel
+        from tt_tf.alignment.configured import aligned_model_kwargs
+        from tt_tf.training.alignment_config import AlignmentConfig
+        with strategy.scope():
+            model_kwargs, alignment = aligned_model_kwargs(AlignmentConfig.from_mapping(config.alignment),
+                                                           log.impressions, log.soft_columns)
+        model_kwargs["model_class"] = AlignedTwoTowerModel
     with strategy.scope():
-        model = build_model(schema, config, make_item_frequency(config, log), log, items)
+        model = build_model(schema, config, make_item_frequency(config, log), log, items, **model_kwargs)
         model.compile(optimizer=make_optimizer(config))
     dataset, steps_per_epoch = training_input(log, schema, users, items, config, history_mode, strategy)
     all_callbacks = []
@@ -321,7 +373,7 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
     examples = min(log.rows, steps_per_epoch * config.batch_size) if steps_per_epoch else log.rows
     return TrainingResult(model, schema, history.history, evaluation.history if evaluation else [],
                           history_mode, log, valid, seconds, examples * epochs_run / max(seconds, 1e-9), epochs_run,
-                          best_epoch, users, items)
+                          best_epoch, users, items, alignment=alignment)
 
 
 def training_input(log, schema: Schema, users, items, config: TrainConfig, history_mode: str, strategy):

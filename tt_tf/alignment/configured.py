@@ -1,0 +1,66 @@
+"""The ``alignment`` section of a training config as ``AlignedTwoTowerModel`` arguments, resolved
+against the impressions it will train on (``num_positions: auto``, ``fit_rows: auto``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from tt_tf.alignment.debias import ValueDebiaser
+from tt_tf.alignment.light_ranker import LightRanker
+from tt_tf.alignment.reward import SavedModelRanker
+from tt_tf.training.alignment_config import EXPLORE_COLUMN, POSITION_COLUMN, ROW_VALUE_COLUMN, AlignmentConfig
+
+
+def aligned_model_kwargs(alignment: AlignmentConfig, impressions, soft_columns: list) -> tuple:
+    """``(model kwargs, resolved)``: the arguments, and what was chosen for the manifest (the
+    steps, the position table's size, which rows fit the debiaser, the distillation targets)."""
+    explore_rows = int(impressions[EXPLORE_COLUMN].sum())
+    kwargs = dict(label_features=alignment.label_features, task_weights=alignment.weights,
+                  value_floor=float(alignment.value_floor), value_weighted=alignment.value_weighted,
+                  value_feature=ROW_VALUE_COLUMN if alignment.value_feature else None,
+                  position_feature=POSITION_COLUMN, ranker_loss_weight=float(alignment.ranker_loss_weight),
+                  distillation_weight=float(alignment.distillation_weight),
+                  reward_weight=float(alignment.reward_weight),
+                  reward_temperature=float(alignment.reward_temperature))
+    resolved = {"steps": alignment.steps(), "impressions": len(impressions), "explore_rows": explore_rows,
+                "taken_rows": int((impressions[alignment.label_features].to_numpy() > 0).any(axis=1).sum())}
+    if alignment.debiaser is not None:
+        options = dict(alignment.debiaser)
+        positions = options.pop("num_positions")
+        positions = int(impressions[POSITION_COLUMN].max()) + 1 if positions == "auto" else positions
+        fit_rows = options.pop("fit_rows")
+        if fit_rows == "auto":  # the unbiased slice when the log has one
+            fit_rows = "explore" if explore_rows else "all"
+        if fit_rows == "explore" and not explore_rows:
+            raise ValueError("alignment.debiaser.fit_rows is explore, but no impression has explore = 1 (serve with "
+                             "exploration, predictor.explore.epsilon > 0, or fit on all rows)")
+        if options["initial_estimate"] == "auto":  # the mean value of the fit rows: fewer steps to converge
+            options["initial_estimate"] = initial_estimate(alignment, impressions, fit_rows == "explore")
+        kwargs["debiaser"] = ValueDebiaser(num_positions=positions, name="debiaser", **options)
+        kwargs["debias_fit_feature"] = EXPLORE_COLUMN if fit_rows == "explore" else None
+        resolved["debiaser_choice"] = {"num_positions": positions, "fit_rows": fit_rows}
+    if alignment.light_ranker is not None:
+        kwargs["light_ranker"] = LightRanker(len(alignment.label_features), alignment.weights,
+                                             num_soft_tasks=len(soft_columns), name="light_ranker",
+                                             **alignment.light_ranker)
+        kwargs["soft_label_features"] = soft_columns
+        resolved["distillation_targets"] = soft_columns
+    if isinstance(alignment.reward_model, dict):
+        spec = alignment.reward_model
+        kwargs["reward_model"] = SavedModelRanker(spec["path"], spec["query_features"], spec["candidate_features"],
+                                                  spec["task_weights"], spec["signature"], name="reward_model")
+    else:
+        kwargs["reward_model"] = alignment.reward_model
+    return kwargs, resolved
+
+
+def initial_estimate(alignment: AlignmentConfig, impressions, explore_only: bool) -> float:
+    """The mean of the row value ``v`` (as the model computes it, divided by the largest) over
+    the rows that fit the debiaser: where its position entries start."""
+    rows = impressions[impressions[EXPLORE_COLUMN] > 0] if explore_only else impressions
+    value = rows[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
+    largest = impressions[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
+    if alignment.value_feature:
+        value = value * rows[ROW_VALUE_COLUMN].to_numpy(np.float64)
+        largest = largest * impressions[ROW_VALUE_COLUMN].to_numpy(np.float64)
+    value, largest = np.maximum(value, alignment.value_floor), np.maximum(largest, alignment.value_floor)
+    return float(max(value.mean() / largest.max(), alignment.value_floor))
