@@ -107,10 +107,11 @@ KEY_EFFECTS = {
     "value_floor": ({"value_floor": 0.01}, lambda k, r: k["value_floor"] == 0.01),
     "debiaser": ({"debiaser": {"use_user": True, "floor": 0.1}},
                  lambda k, r: k["debiaser"].use_user and k["debiaser"].floor == 0.1
+                 and k["debiaser"].learn_positions
                  and k["debiaser"].num_positions == 6 and k["debias_fit_feature"] == "impression_explore"),
     "fit_rows": ({"debiaser": {"fit_rows": "all", "num_positions": 4}},
                  lambda k, r: k["debias_fit_feature"] is None and k["debiaser"].num_positions == 4
-                 and r["debiaser_choice"] == {"num_positions": 4, "fit_rows": "all"}),
+                 and r["debiaser_choice"] == {"num_positions": 4, "fit_rows": "all", "learn_positions": False}),
     "light_ranker": ({"light_ranker": {"num_user_embeddings": 2, "hidden_dims": [8]}, "ranker_loss_weight": 0.5},
                      lambda k, r: k["light_ranker"].num_user_embeddings == 2 and k["ranker_loss_weight"] == 0.5),
     "soft_label_features": ({"light_ranker": {}, "soft_label_features": ["ranker_accepted"],
@@ -192,7 +193,8 @@ def test_every_step_through_the_cli_is_in_the_manifest(flat_files, tmp_path, cap
                                  "distillation", "reward_alignment"]
     flat = flat_files["frame"]
     assert recorded["impressions"] + manifest["metrics"]["valid_masked"]["rows"] >= len(flat) - 20
-    assert recorded["explore_rows"] > 0 and recorded["debiaser_choice"] == {"num_positions": 6, "fit_rows": "explore"}
+    assert recorded["explore_rows"] > 0 and recorded["debiaser_choice"] == {"num_positions": 6, "fit_rows": "explore",
+                                                                     "learn_positions": False}
     assert recorded["distillation_targets"] == ["ranker_accepted"]
     assert len(recorded["position_effects"]) == 6 and all(np.isfinite(recorded["position_effects"]))
     assert json.loads((out / "config.json").read_text())["alignment"] == alignment  # the section as given
@@ -228,3 +230,20 @@ def test_a_teacher_and_a_reward_savedmodel_through_the_cli(flat_files, known_ran
                                  "reward_alignment"]
     assert recorded["distillation_targets"] == ["teacher_0", "teacher_1", "teacher_2"]
     assert recorded["reward_model"] == "SavedModelRanker" and recorded["reward_weight"] == 0.5
+
+
+def test_the_debiaser_starts_at_the_per_position_mean_of_the_exploration_rows(flat_files):
+    from tt_tf.alignment.configured import aligned_model_kwargs
+    from tt_tf.alignment.impressions import prepare_impressions
+    from tt_tf.data.tables import Columns
+    flat = flat_files["frame"]
+    alignment = AlignmentConfig(debiaser={"num_positions": 4})
+    rows, soft = prepare_impressions(flat, Columns(), alignment)
+    debiaser = aligned_model_kwargs(alignment, rows, soft)[0]["debiaser"]
+    explore = flat[flat["explore"] > 0]
+    position = np.minimum(explore["rank"] - 1, 3)  # ranks past the table share its last entry
+    expected = np.maximum(explore["accepted"], 1e-3).groupby(position).mean().to_numpy()  # accepted: 0/1, max 1
+    np.testing.assert_allclose(debiaser.position_effects(), expected, atol=1e-5)
+    assert not debiaser.learn_positions and not debiaser.trainable_weights  # the closed-form fit is kept
+    with pytest.raises(ValueError, match="one value per position"):
+        type(debiaser)(num_positions=3, initial_estimate=[0.1, 0.2])

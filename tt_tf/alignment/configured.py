@@ -33,11 +33,16 @@ def aligned_model_kwargs(alignment: AlignmentConfig, impressions, soft_columns: 
         if fit_rows == "explore" and not explore_rows:
             raise ValueError("alignment.debiaser.fit_rows is explore, but no impression has explore = 1 (serve with "
                              "exploration, predictor.explore.epsilon > 0, or fit on all rows)")
-        if options["initial_estimate"] == "auto":  # the mean value of the fit rows: fewer steps to converge
-            options["initial_estimate"] = initial_estimate(alignment, impressions, fit_rows == "explore")
+        closed_form = options["initial_estimate"] == "auto" and not options["use_user"]
+        if options["learn_positions"] == "auto":  # a position-only fit is done in closed form; SGD adds noise
+            options["learn_positions"] = not closed_form
+        if options["initial_estimate"] == "auto":  # where a position-only fit ends: no steps spent getting there
+            options["initial_estimate"] = position_means(alignment, impressions, fit_rows == "explore",
+                                                         positions) if positions else 0.2
         kwargs["debiaser"] = ValueDebiaser(num_positions=positions, name="debiaser", **options)
         kwargs["debias_fit_feature"] = EXPLORE_COLUMN if fit_rows == "explore" else None
-        resolved["debiaser_choice"] = {"num_positions": positions, "fit_rows": fit_rows}
+        resolved["debiaser_choice"] = {"num_positions": positions, "fit_rows": fit_rows,
+                                       "learn_positions": options["learn_positions"]}
     if alignment.light_ranker is not None:
         kwargs["light_ranker"] = LightRanker(len(alignment.label_features), alignment.weights,
                                              num_soft_tasks=len(soft_columns), name="light_ranker",
@@ -53,14 +58,20 @@ def aligned_model_kwargs(alignment: AlignmentConfig, impressions, soft_columns: 
     return kwargs, resolved
 
 
-def initial_estimate(alignment: AlignmentConfig, impressions, explore_only: bool) -> float:
-    """The mean of the row value ``v`` (as the model computes it, divided by the largest) over
-    the rows that fit the debiaser: where its position entries start."""
+def position_means(alignment: AlignmentConfig, impressions, explore_only: bool, num_positions: int) -> list:
+    """The mean row value ``v`` (as the model computes it: divided by the largest) of the rows
+    that fit the debiaser, per position (the least-squares fit of a position-only debiaser);
+    positions without such rows take the overall mean."""
+    def values(rows):
+        value = rows[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
+        if alignment.value_feature:
+            value = value * rows[ROW_VALUE_COLUMN].to_numpy(np.float64)
+        return np.maximum(value, alignment.value_floor)
+
     rows = impressions[impressions[EXPLORE_COLUMN] > 0] if explore_only else impressions
-    value = rows[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
-    largest = impressions[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
-    if alignment.value_feature:
-        value = value * rows[ROW_VALUE_COLUMN].to_numpy(np.float64)
-        largest = largest * impressions[ROW_VALUE_COLUMN].to_numpy(np.float64)
-    value, largest = np.maximum(value, alignment.value_floor), np.maximum(largest, alignment.value_floor)
-    return float(max(value.mean() / largest.max(), alignment.value_floor))
+    value = values(rows) / values(impressions).max()
+    positions = np.minimum(rows[POSITION_COLUMN].to_numpy(np.int64), num_positions - 1)
+    sums = np.bincount(positions, weights=value, minlength=num_positions)[:num_positions]
+    counts = np.bincount(positions, minlength=num_positions)[:num_positions]
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), value.mean())
+    return np.maximum(means, alignment.value_floor).round(6).tolist()

@@ -18,7 +18,10 @@ class ValueDebiaser(keras.layers.Layer):
         use_user: add ``E_user = Dense(1)(user vector)``.
         floor: lower bound of E in the weight (> 0), so weights stay finite.
         stop_gradient: the weight treats E as a constant (E learns from the MSE only).
-        initial_estimate: starting value of the position entries.
+        initial_estimate: starting value of the position entries: one number, or one per
+            position (e.g. the per-position mean value, where the position-only fit ends).
+        learn_positions: train the position entries; False keeps them at ``initial_estimate``
+            (a closed-form fit: SGD around its optimum only adds noise).
 
     Example:
         >>> debiaser = ValueDebiaser(num_positions=10)
@@ -31,7 +34,7 @@ class ValueDebiaser(keras.layers.Layer):
     """
 
     def __init__(self, num_positions=0, use_user=False, floor=0.05, stop_gradient=True, initial_estimate=0.2,
-                 **kwargs):
+                 learn_positions=True, **kwargs):
         super().__init__(**kwargs)
         if int(num_positions) < 0:
             raise ValueError(f"num_positions must be >= 0, got {num_positions!r}")
@@ -43,10 +46,18 @@ class ValueDebiaser(keras.layers.Layer):
         self.use_user = bool(use_user)
         self.floor = float(floor)
         self.stop_gradient = bool(stop_gradient)
-        self.initial_estimate = float(initial_estimate)
+        if isinstance(initial_estimate, (list, tuple, np.ndarray)):
+            if len(initial_estimate) != self.num_positions:
+                raise ValueError(f"initial_estimate needs one value per position ({self.num_positions}), "
+                                 f"got {len(initial_estimate)}")
+            self.initial_estimate = [float(v) for v in initial_estimate]
+            start = np.asarray(self.initial_estimate, np.float32).reshape(-1, 1).tolist()
+        else:
+            self.initial_estimate = start = float(initial_estimate)
         self.position_table = keras.layers.Embedding(
-            self.num_positions, 1, embeddings_initializer=keras.initializers.Constant(self.initial_estimate),
-            name="position_estimate") if self.num_positions else None
+            self.num_positions, 1, embeddings_initializer=keras.initializers.Constant(start),
+            name="position_estimate", trainable=bool(learn_positions)) if self.num_positions else None
+        self.learn_positions = bool(learn_positions)
         self.user_head = keras.layers.Dense(1, name="user_estimate") if self.use_user else None
 
     def call(self, value, positions=None, user_vectors=None):
@@ -93,5 +104,6 @@ class ValueDebiaser(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_positions=self.num_positions, use_user=self.use_user, floor=self.floor,
-                      stop_gradient=self.stop_gradient, initial_estimate=self.initial_estimate)
+                      stop_gradient=self.stop_gradient, initial_estimate=self.initial_estimate,
+                      learn_positions=self.learn_positions)
         return config

@@ -9,6 +9,8 @@ Python API. Imports nothing heavy: a bad section is refused before TensorFlow lo
       cost_feature: cost                  # v = accepted * max(price - cost, 0)
       value_weighted: true
       debiaser: {num_positions: auto, use_user: false, fit_rows: explore}   # ValueDebiaser(...)
+      # initial_estimate auto: each position's mean value over the fit rows, the least-squares
+      # fit of a position-only debiaser, kept as it is (learn_positions auto) unless use_user
       light_ranker: {num_user_embeddings: 4, hidden_dims: [64]}             # LightRanker(...)
       soft_label_features: [ranker_accepted]     # distillation from logged probabilities, or
       distillation_teacher: {path: ranker/, query_features: [customer_id], candidate_features: [offer]}
@@ -22,7 +24,7 @@ import dataclasses
 from typing import Optional
 
 DEBIASER_KEYS = {"num_positions": "auto", "use_user": False, "floor": 0.05, "stop_gradient": True,
-                 "initial_estimate": "auto", "fit_rows": "auto"}
+                 "initial_estimate": "auto", "learn_positions": "auto", "fit_rows": "auto"}
 LIGHT_RANKER_KEYS = {"num_user_embeddings": 4, "hidden_dims": [64], "activation": "relu"}
 SAVED_RANKER_KEYS = {"path": None, "query_features": None, "candidate_features": None, "signature": "pairwise",
                      "task_weights": None}
@@ -119,6 +121,9 @@ class AlignmentConfig:
             start = self.debiaser["initial_estimate"]
             if start != "auto" and not (isinstance(start, (int, float)) and start > 0):
                 raise ValueError(f"alignment.debiaser.initial_estimate must be auto or a number > 0, got {start!r}")
+            if self.debiaser["learn_positions"] not in ("auto", True, False):
+                raise ValueError("alignment.debiaser.learn_positions must be auto, true or false, "
+                                 f"got {self.debiaser['learn_positions']!r}")
             if self.debiaser["fit_rows"] not in FIT_ROWS:
                 raise ValueError(f"alignment.debiaser.fit_rows must be one of {FIT_ROWS}, "
                                  f"got {self.debiaser['fit_rows']!r}")
