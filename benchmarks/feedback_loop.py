@@ -1,9 +1,10 @@
 """The feedback loop end to end (issue 25): retrain from the scorer's own logs, round after round,
 through the same commands and processes a team would use.
 
-A simulated population has planted preferences, prices and a planted examination curve
-(a customer looks at the offer at rank r with probability ``r ** -examination_exponent``). Per
-seed:
+A simulated population (fixed by ``--population-seed``) has planted preferences, prices and a
+planted examination curve (a customer looks at the offer at rank r with probability
+``r ** -examination_exponent``). Each seed redraws everything else: run 0's history, the
+training seeds, the scorer's exploration draws and the customers' coins. Per seed:
 
 1. run 0 is trained (``tt-tf train``) on a synthetic history that mixes preference with a
    planted popularity unrelated to it, so run 0 is a biased start;
@@ -21,7 +22,7 @@ accepted x price). Per round and variant: value@10 (the planted value, acceptanc
 x price, of each customer's top 10 over the best possible 10) and overlap@10 with the planted
 best 10; for the debiased runs the learned examination curve against the planted one.
 
-    python benchmarks/feedback_loop.py                      # 3 seeds, 3 rounds (about 40 min on 2 cores)
+    python benchmarks/feedback_loop.py                      # 3 seeds, 3 rounds (about 20 min on 2 cores)
     python benchmarks/feedback_loop.py --seeds 0 --rounds 1 --customers 60   # a quick look
 """
 from __future__ import annotations
@@ -239,9 +240,10 @@ def examination_gap(run_dir: Path, population: Population) -> dict | None:
 
 
 def run_loop(work: Path, seed: int, rounds: int, customers: int, requests_per_customer: int, epsilon: float,
-             variants=tuple(VARIANTS), config_overrides: dict | None = None, log=print) -> dict:
+             variants=tuple(VARIANTS), config_overrides: dict | None = None, log=print,
+             population_seed: int = 0) -> dict:
     """Every variant's loop for one seed: ``{variant: [round 0 .. rounds]}`` of measurements."""
-    population = make_population(num_customers=customers, seed=seed)
+    population = make_population(num_customers=customers, seed=population_seed)
     tables = write_tables(population, work / "data", seed)
     base = {**BASE_CONFIG, "seed": seed, **(config_overrides or {})}
     (work / "base.json").write_text(json.dumps(base))
@@ -311,12 +313,49 @@ def summarise(per_seed: dict, rounds: int) -> dict:
     if "naive" in final and "debiased" in final:
         lead = final["debiased"]["mean"] - final["naive"]["mean"]
         spread = max(final["debiased"]["spread"], final["naive"]["spread"])
-        checks["debiased_lead_over_naive"] = {"lead": lead, "largest_spread": spread, "passed": lead > spread}
+        paired = [per_seed[seed]["debiased"][rounds]["value@10"] - per_seed[seed]["naive"][rounds]["value@10"]
+                  for seed in per_seed]
+        checks["debiased_lead_over_naive"] = {"lead": lead, "largest_spread": spread, "passed": lead > spread,
+                                              "lead_per_seed": [round(x, 4) for x in paired]}
     gaps = [summary[v][rounds].get("examination_max_gap", {}).get("max") for v in variants]
     gaps = [g for g in gaps if g is not None]
     if gaps:
         checks["examination_recovered"] = {"largest_gap": max(gaps), "limit": 0.05, "passed": max(gaps) <= 0.05}
     return {"rounds": summary, "checks": checks}
+
+
+def plot(report: dict, path) -> None:
+    """value@10 and overlap@10 per round, one line per variant (mean over seeds, the bars the
+    spread), and the learned examination curves of the last round against the planted one."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for variant, rounds in report["summary"]["rounds"].items():
+        x = [r["round"] for r in rounds]
+        for axis, metric in zip(axes[:2], ("value@10", "overlap@10")):
+            means = np.array([r[metric]["mean"] for r in rounds])
+            spread = np.array([r[metric]["spread"] for r in rounds]) / 2
+            axis.errorbar(x, means, yerr=spread, marker="o", capsize=3, label=variant)
+            axis.set(xlabel="round (0: run 0)", ylabel=metric, xticks=x)
+    axes[0].legend()
+    axes[0].set_title(f"value@10, {len(report['seeds'])} seeds (bars: spread)")
+    axes[1].set_title("overlap@10 with the planted best 10")
+    last = report["rounds"]
+    for seed, variants in report["per_seed"].items():
+        for variant, rounds in variants.items():
+            curve = rounds[last].get("examination")
+            if curve:
+                axes[2].plot(range(1, len(curve["learned"]) + 1), curve["learned"], alpha=0.5,
+                             label=f"{variant}, seed {seed}")
+                planted = curve["planted"]
+    axes[2].plot(range(1, len(planted) + 1), planted, "k--", linewidth=2, label="planted")
+    axes[2].set(xlabel="rank", ylabel="examination relative to rank 1",
+                title=f"learned examination curves, round {last}")
+    axes[2].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def main(argv=None) -> int:
@@ -325,8 +364,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--customers", type=int, default=300)
-    parser.add_argument("--requests-per-customer", type=int, default=8)
+    parser.add_argument("--requests-per-customer", type=int, default=16)
     parser.add_argument("--epsilon", type=float, default=0.3)
+    parser.add_argument("--population-seed", type=int, default=0, help="the planted truth (fixed over seeds)")
     parser.add_argument("--work", default="/tmp/tt_tf_feedback_loop")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "feedback_loop.json"))
     args = parser.parse_args(argv)
@@ -337,15 +377,18 @@ def main(argv=None) -> int:
         if work.exists():
             import shutil
             shutil.rmtree(work)
-        per_seed[seed] = run_loop(work, seed, args.rounds, args.customers, args.requests_per_customer, args.epsilon)
+        per_seed[seed] = run_loop(work, seed, args.rounds, args.customers, args.requests_per_customer, args.epsilon,
+                                  population_seed=args.population_seed)
     summary = summarise(per_seed, args.rounds)
     command = "python benchmarks/feedback_loop.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])
                                                       if (argv if argv is not None else sys.argv[1:]) else "")
     report = write_results(args.out, {
         "command": command.strip(), "seeds": args.seeds, "rounds": args.rounds, "customers": args.customers,
         "requests_per_customer": args.requests_per_customer, "epsilon": args.epsilon, "offers_shown": NUM_SHOWN,
+        "population_seed": args.population_seed,
         "variants": VARIANTS, "base_config": BASE_CONFIG, "seconds": round(time.perf_counter() - started, 1),
         "summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}})
+    plot(report, Path(args.out).with_suffix(".png"))
     print(json.dumps(report["summary"]["checks"], indent=1))
     return 0
 

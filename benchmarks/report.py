@@ -832,6 +832,57 @@ def scale_cli(report) -> list:
     return lines + [""]
 
 
+def feedback_loop(report) -> list:
+    lines = ["## The feedback loop: retraining from the scorer's own logs (issue 25)", ""]
+    if not report:
+        return lines + ["Not run yet: `python benchmarks/feedback_loop.py`.", ""]
+    variants = list(report["summary"]["rounds"])
+    lines += [f"`{report['command']}` (provenance: commit {report['provenance']['git_commit'][:10]}, "
+              f"{report['provenance']['machine'].get('cpus', '?')} CPU cores, {report['seconds'] / 60:.0f} min). "
+              f"Seeds {', '.join(map(str, report['seeds']))} over one planted population (seed "
+              f"{report.get('population_seed', 0)}): each seed redraws run 0's history, the training seeds, the "
+              f"scorer's exploration draws and the customers' coins. {report['customers']} simulated customers, "
+              f"{report['requests_per_customer']} requests each per round for {report['offers_shown']} offers, "
+              f"served by `tt-tf serve` on loopback with exploration epsilon {report['epsilon']:g}. Every round: "
+              "`tt-tf flatten`, `tt-tf train --impressions` (every round's log so far), `tt-tf publish`, "
+              "`POST /refresh`. value@10: the planted value (acceptance x price) of each customer's top 10 over "
+              "the best possible 10; overlap@10: share of the planted best 10. Mean over seeds ± spread "
+              "(max - min).", "",
+              "| round | " + " | ".join(f"{v} value@10" for v in variants) + " | "
+              + " | ".join(f"{v} overlap@10" for v in variants) + " |",
+              "|---|" + "---|" * (2 * len(variants))]
+    for number in range(report["rounds"] + 1):
+        cells = [report["summary"]["rounds"][v][number] for v in variants]
+        lines.append(f"| {number} | " + " | ".join(
+            f"{c['value@10']['mean']:.4f} ± {c['value@10']['spread']:.4f}" for c in cells) + " | " + " | ".join(
+            f"{c['overlap@10']['mean']:.3f}" for c in cells) + " |")
+    checks = report["summary"]["checks"]
+    lead, exam = checks.get("debiased_lead_over_naive"), checks.get("examination_recovered")
+    if lead:
+        lines += ["", f"After round {report['rounds']} the debiased runs lead naive training by "
+                  f"{lead['lead']:.4f} value@10, against a largest spread over seeds of {lead['largest_spread']:.4f}: "
+                  + ("**met**" if lead["passed"] else "**not met**")
+                  + (f" (the lead per seed: {', '.join(f'{x:.4f}' for x in lead['lead_per_seed'])})."
+                     if "lead_per_seed" in lead else ".")]
+    if exam:
+        lines += ["", f"Examination curve (the position debiaser fit on the exploration rows, relative to rank 1): "
+                  f"largest gap to the planted curve {exam['largest_gap']:.3f} over every debiased run of round "
+                  f"{report['rounds']} (limit {exam['limit']:g}): "
+                  + ("**met**." if exam["passed"] else "**not met**.")]
+    lines += ["", "![value@10, overlap@10 and the learned examination curves](benchmarks/results/feedback_loop.png)",
+              "", FEEDBACK_READING, ""]
+    return lines
+
+
+FEEDBACK_READING = (
+    "Reading: naive training (the taken offers as positives) learns where run 0 put the offers as much as what "
+    "customers like: an offer shown at rank 1 is looked at up to ten times as often as one at rank 10, so its "
+    "acceptances outnumber a better offer's further down, and the next run ranks it first again. The debiaser "
+    "divides each taken offer's weight by the examination its rank got, as the exploration answers (random offers "
+    "in random order) measure it, and the loop moves toward the planted preferences round after round. Weighting "
+    "by price on top moves value@10 a little further, since value is acceptance times price.")
+
+
 def _cell(stats, digits=4):
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
@@ -850,7 +901,8 @@ def main():
             + store_lookups(load("store_lookups"))
             + load_section(load("load")) + scale(load("scale"), load("archive/scale_before_issue27"))
             + step_profile(load("step_profile")) + merlin_port_speed(load("merlin_port_speed"))
-            + stopping(load("stopping"), load("stopping_fresh_seeds")) + scale_cli(load("scale_cli")))
+            + stopping(load("stopping"), load("stopping_fresh_seeds")) + scale_cli(load("scale_cli"))
+            + feedback_loop(load("feedback_loop")))
     (ROOT / "BENCHMARKS.md").write_text(head.rstrip() + "\n\n" + "\n".join(body))
     print("wrote BENCHMARKS.md")
 
