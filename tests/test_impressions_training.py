@@ -50,7 +50,7 @@ def write_config(folder, alignment, name="config.json", **extra):
 
 @pytest.mark.parametrize("alignment, fragment", [
     ({"debiaser": {"num_position": 5}}, "alignment.debiaser: unknown option(s) ['num_position']"),
-    ({"label_feature": ["accepted"]}, "alignment: unknown option(s) ['label_feature']"),
+    ({"label_feature": ["accepted"]}, "unknown alignment option(s) ['label_feature']"),
     ({"label_features": "accepted"}, "alignment.label_features must be a list of column names"),
     ({"task_weights": [1, 2]}, "alignment.task_weights must be 1 non-negative numbers"),
     ({"cost_feature": "cost"}, "alignment.cost_feature needs a value_feature"),
@@ -63,7 +63,7 @@ def write_config(folder, alignment, name="config.json", **extra):
     ({"reward_model": "ranker"}, "alignment.reward_model must be light_ranker or a mapping"),
     ({"reward_model": "light_ranker"}, "needs a light_ranker section"),
     ({"value_floor": 0}, "alignment: invalid value(s) for ['value_floor']"),
-    ("debias", "the alignment section must be a mapping"),
+    ("debias", "alignment must be a mapping of option -> value, got str"),
 ])
 def test_a_bad_alignment_section_is_one_line_and_exit_2(flat_files, tmp_path, capsys, alignment, fragment):
     config = write_config(tmp_path, alignment)

@@ -149,15 +149,10 @@ class AlignmentConfig:
 
     @classmethod
     def from_mapping(cls, mapping) -> "AlignmentConfig":
+        from tt_tf.training.config import from_known_options
         if isinstance(mapping, AlignmentConfig):
             return mapping
-        if not isinstance(mapping, dict):
-            raise ValueError(f"the alignment section must be a mapping of its options, got {mapping!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(f"alignment: unknown option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**mapping)
+        return from_known_options(cls, mapping, "alignment")
 
     @property
     def weights(self) -> list:

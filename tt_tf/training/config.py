@@ -147,13 +147,7 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TrainConfig":
-        if not isinstance(mapping, dict):
-            raise ValueError(f"config must be a mapping of option -> value, got {type(mapping).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(f"unknown config option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**mapping)
+        return from_known_options(cls, mapping, "config")
 
     @classmethod
     def from_file(cls, path) -> "TrainConfig":
@@ -176,6 +170,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def from_known_options(cls, mapping, section: str):
+    """``cls(**mapping)`` once every key is known to be a field of the dataclass ``cls`` (an
+    unknown one is named in one line, with the known options)."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{section} must be a mapping of option -> value, got {type(mapping).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ValueError(f"unknown {section} option(s) {unknown}; known options: {sorted(known)}")
+    return cls(**mapping)
 
 
 def reference_markdown() -> str:
