@@ -247,3 +247,25 @@ def test_the_debiaser_starts_at_the_per_position_mean_of_the_exploration_rows(fl
     assert not debiaser.learn_positions and not debiaser.trainable_weights  # the closed-form fit is kept
     with pytest.raises(ValueError, match="one value per position"):
         type(debiaser)(num_positions=3, initial_estimate=[0.1, 0.2])
+
+
+def test_the_readmes_retrain_commands_and_config_parse():
+    """The README's "Retrain from the scorer's logs": its config is a valid section and its
+    commands parse (the slow loop test, tests/test_feedback_loop.py, runs the same commands)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from tt_tf.cli import build_parser
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Retrain from the scorer's logs")[1].split("\n## ")[0]
+    config = TrainConfig.from_mapping(yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1)))
+    assert AlignmentConfig.from_mapping(config.alignment).steps() == ["value_weighted", "value_feature",
+                                                                      "position_debiaser"]
+    commands = [line for line in re.search(r"```bash\n(.*?)```", section, re.S).group(1).splitlines()
+                if line.startswith("tt-tf ")]
+    assert [c.split()[1] for c in commands] == ["flatten", "train", "publish"]
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])
