@@ -213,7 +213,21 @@ def reference_markdown() -> str:
         name, kind, note = match.group(1), match.group(2).strip().replace("|", "\\|"), match.group(3) or ""
         default = json.dumps(getattr(defaults, name))
         lines.append(f"| `{name}` | `{kind}` | `{default}` | {note} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + alignment_reference()) + "\n"
+
+
+def alignment_reference() -> list:
+    """The ``alignment`` section's options, and those of its sub-sections."""
+    from tt_tf.training import alignment_config as section
+    defaults = section.AlignmentConfig()
+    lines = ["", "## The `alignment` section", "", section.__doc__.strip().split("\n\n")[0], "",
+             "| option | default |", "|---|---|"]
+    lines += [f"| `{f.name}` | `{json.dumps(getattr(defaults, f.name))}` |"
+              for f in dataclasses.fields(section.AlignmentConfig)]
+    for name, keys in (("debiaser", section.DEBIASER_KEYS), ("light_ranker", section.LIGHT_RANKER_KEYS),
+                       ("distillation_teacher / reward_model (a SavedModel)", section.SAVED_RANKER_KEYS)):
+        lines += ["", f"`{name}`: " + ", ".join(f"`{k}` (default `{json.dumps(v)}`)" for k, v in keys.items())]
+    return lines
 
 
 if __name__ == "__main__":
