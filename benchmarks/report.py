@@ -868,10 +868,18 @@ def feedback_loop(report) -> list:
         lines += ["", f"Examination curve (the position debiaser fit on the exploration rows, relative to rank 1): "
                   f"largest gap to the planted curve {exam['largest_gap']:.3f} over every debiased run of round "
                   f"{report['rounds']} (limit {exam['limit']:g}): "
-                  + ("**met**." if exam["passed"] else "**not met**.")]
+                  + ("**met**." if exam["passed"] else "**not met**.")
+                  + " The largest gap by round, as the exploration rows accumulate: " + ", ".join(
+                      f"round {number} {_largest_gap(report, number):.3f}" for number in range(1, report["rounds"] + 1))
+                  + "."]
     lines += ["", "![value@10, overlap@10 and the learned examination curves](benchmarks/results/feedback_loop.png)",
               "", FEEDBACK_READING, ""]
     return lines
+
+
+def _largest_gap(report, number) -> float:
+    rounds = [report["summary"]["rounds"][v][number] for v in report["summary"]["rounds"]]
+    return max(r["examination_max_gap"]["max"] for r in rounds if "examination_max_gap" in r)
 
 
 FEEDBACK_READING = (
