@@ -269,3 +269,13 @@ def test_the_readmes_retrain_commands_and_config_parse():
     assert [c.split()[1] for c in commands] == ["flatten", "train", "publish"]
     for command in commands:
         build_parser().parse_args(shlex.split(command)[1:])
+
+
+def test_a_flattened_validation_log_gives_its_taken_offers(flat_files):
+    from tt_tf.training.train import prepare_log
+    flat = flat_files["frame"]
+    train, valid = flat[flat["customer_id"] > 20], flat[flat["customer_id"] <= 20]
+    config = TrainConfig(**TINY, alignment={"debiaser": {}})
+    log, _, _, held = prepare_log(None, None, None, valid, config, impressions=train)
+    assert list(held.columns[:2]) == ["user_id", "item_id"] and len(held) == int(valid["accepted"].sum())
+    assert log.rows == len(train)  # a given validation log: nothing held out of the training rows

@@ -278,7 +278,7 @@ def impression_log(interactions, impressions, users, items, valid, config: Train
     """The log of an impression run: the offers taken (and any ``interactions``) are the
     positives; with an ``alignment`` section every shown offer is a training row
     (``ImpressionLog``), without one only the taken offers train (``FrameLog``)."""
-    from tt_tf.alignment.impressions import prepare_impressions
+    from tt_tf.alignment.impressions import prepare_impressions, rename_flat_columns
     from tt_tf.training.alignment_config import AlignmentConfig
     from tt_tf.training.impression_log import ImpressionLog
 
@@ -291,6 +291,11 @@ def impression_log(interactions, impressions, users, items, valid, config: Train
     alignment = AlignmentConfig.from_mapping(config.alignment) if config.alignment is not None else None
     label = config.label_column or "accepted"
     rows, soft = prepare_impressions(impressions, columns, alignment, items, label)
+    if valid is not None:  # a flattened validation log: its taken offers, under the config's names
+        valid = rename_flat_columns(valid, columns)
+        taken_label = (alignment.label_features if alignment is not None else [label])[0]
+        if taken_label in valid.columns and not config.label_column:
+            valid = positives_only(valid, taken_label, "valid")
     labels = alignment.label_features if alignment is not None else [label]
     taken = rows[(rows[labels].to_numpy() > 0).any(axis=1)]
     if taken.empty:
