@@ -58,8 +58,9 @@ def cmd_train(args):
                                 config.label_column)
     impressions = _read(args.impressions, "impressions")
     if impressions is not None:
+        steps = config.alignment_section().steps() if config.alignment is not None else []
         print(f"impressions: {len(impressions)} rows; alignment steps: "
-              f"{', '.join(_alignment_steps(config)) or 'none (the taken offers train)'}", flush=True)
+              f"{', '.join(steps) or 'none (the taken offers train)'}", flush=True)
     print(f"read the log in {time.perf_counter() - started:.1f}s", flush=True)
     users, items, valid = _read(args.users, "users"), _read(args.items, "items"), _read(args.valid, "valid")
     info = {"data": {"interactions": args.interactions, "impressions": args.impressions, "users": args.users,
@@ -77,11 +78,6 @@ def cmd_train(args):
           f"({result.examples_per_second:.0f} examples/s); run_id {manifest['run_id']}")
     print(f"bundle written to {Path(args.out).resolve()}")
     return 0
-
-
-def _alignment_steps(config) -> list:
-    from tt_tf.training.alignment_config import AlignmentConfig
-    return AlignmentConfig.from_mapping(config.alignment).steps() if config.alignment is not None else []
 
 
 def _history(args, bundle, work_dir):

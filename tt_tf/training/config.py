@@ -127,9 +127,7 @@ class TrainConfig:
             "distribute": self.distribute in ("default", "mirrored", "multi_worker"),
             "logical_cpus": self.logical_cpus is None or int(self.logical_cpus) >= 1,
         }
-        if self.alignment is not None:
-            from tt_tf.training.alignment_config import AlignmentConfig
-            AlignmentConfig.from_mapping(self.alignment)  # a bad section is refused before anything loads
+        self.alignment_section()  # a bad alignment section is refused before anything loads
         checks["monitor"] = self.monitor in self.monitorable()
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -140,6 +138,13 @@ class TrainConfig:
             raise ValueError("query_dimensions and candidate_dimensions must end in the same size "
                              f"(the embedding dim), got {self.query_dimensions[-1]} and "
                              f"{self.candidate_dimensions[-1]}")
+
+    def alignment_section(self):
+        """The ``alignment`` section parsed (``AlignmentConfig``), None without one."""
+        if self.alignment is None:
+            return None
+        from tt_tf.training.alignment_config import AlignmentConfig
+        return AlignmentConfig.from_mapping(self.alignment)
 
     def monitorable(self) -> list:
         """The validation metrics a run logs each epoch (what ``monitor`` may name)."""

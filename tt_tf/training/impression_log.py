@@ -10,18 +10,26 @@ import numpy as np
 import pandas as pd
 
 from tt_tf.data.tables import Columns, concat_tables, id_counts_of, training_dataset
+from tt_tf.training.alignment_config import AlignmentConfig
 from tt_tf.training.log_data import FrameLog
 
 
 class ImpressionLog:
-    streaming = False
-    alignment_steps = True  # train_model builds an AlignedTwoTowerModel on it
+    """``alignment``: the config section the rows were prepared for (``train_model`` builds an
+    ``AlignedTwoTowerModel`` from it); ``soft_columns``: the distillation targets among them."""
 
-    def __init__(self, impressions: pd.DataFrame, positives: pd.DataFrame, columns: Columns, extra_columns=(),
-                 soft_columns=()):
+    streaming = False
+
+    def __init__(self, impressions: pd.DataFrame, positives: pd.DataFrame, columns: Columns,
+                 alignment: AlignmentConfig, soft_columns=()):
         self.impressions, self.columns = impressions.reset_index(drop=True), columns
         self.positives = FrameLog(positives.reset_index(drop=True), columns)
-        self.extra_columns, self.soft_columns = list(extra_columns), list(soft_columns)
+        self.alignment, self.soft_columns = alignment, list(soft_columns)
+
+    @property
+    def extra_columns(self) -> list:
+        """The columns the model reads besides the towers' features."""
+        return self.alignment.columns() + self.soft_columns
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -56,7 +64,7 @@ class ImpressionLog:
 
     def with_rows(self, rows) -> "ImpressionLog":
         """This log, ``rows`` (the validation rows) added to the positives."""
-        return ImpressionLog(self.impressions, self.positives.with_rows(rows).frame, self.columns, self.extra_columns,
+        return ImpressionLog(self.impressions, self.positives.with_rows(rows).frame, self.columns, self.alignment,
                              self.soft_columns)
 
     def hold_out(self, num_users: int, seed: int, folder=None):
@@ -69,7 +77,7 @@ class ImpressionLog:
                 if c in held.columns and c in self.impressions.columns]
         marked = self.impressions[keys].merge(held[keys].drop_duplicates().assign(_held=True), on=keys, how="left")
         kept = self.impressions[marked["_held"].isna().to_numpy()]
-        return ImpressionLog(kept, positives.frame, self.columns, self.extra_columns, self.soft_columns), held
+        return ImpressionLog(kept, positives.frame, self.columns, self.alignment, self.soft_columns), held
 
     def dataset(self, schema, users, items, batch_size, seed, history_mode, num_shards=1, shard_index=0):
         return training_dataset(self.impressions, users, items, schema, self.columns, batch_size=batch_size,

@@ -279,7 +279,6 @@ def impression_log(interactions, impressions, users, items, valid, config: Train
     positives; with an ``alignment`` section every shown offer is a training row
     (``ImpressionLog``), without one only the taken offers train (``FrameLog``)."""
     from tt_tf.alignment.impressions import prepare_impressions, rename_flat_columns
-    from tt_tf.training.alignment_config import AlignmentConfig
     from tt_tf.training.impression_log import ImpressionLog
 
     if impressions is None:
@@ -288,15 +287,14 @@ def impression_log(interactions, impressions, users, items, valid, config: Train
     if interactions is not None and not isinstance(interactions, pd.DataFrame):
         raise ValueError("impressions train in memory: give --interactions as one table (not --streaming)")
     columns = columns_of(config)
-    alignment = AlignmentConfig.from_mapping(config.alignment) if config.alignment is not None else None
+    alignment = config.alignment_section()
     label = config.label_column or "accepted"
     rows, soft = prepare_impressions(impressions, columns, alignment, items, label)
+    labels = alignment.label_features if alignment is not None else [label]
     if valid is not None:  # a flattened validation log: its taken offers, under the config's names
         valid = rename_flat_columns(valid, columns)
-        taken_label = (alignment.label_features if alignment is not None else [label])[0]
-        if taken_label in valid.columns and not config.label_column:
-            valid = positives_only(valid, taken_label, "valid")
-    labels = alignment.label_features if alignment is not None else [label]
+        if labels[0] in valid.columns and not config.label_column:
+            valid = positives_only(valid, labels[0], "valid")
     taken = rows[(rows[labels].to_numpy() > 0).any(axis=1)]
     if taken.empty:
         raise ValueError(f"impressions: no row has {' or '.join(labels)} > 0: no offer was taken, nothing to learn")
@@ -313,7 +311,7 @@ def impression_log(interactions, impressions, users, items, valid, config: Train
                           ignore_index=True)
     if alignment is None:
         return FrameLog(positives, columns), users, items, valid
-    return ImpressionLog(rows, positives, columns, alignment.columns() + soft, soft), users, items, valid
+    return ImpressionLog(rows, positives, columns, alignment, soft), users, items, valid
 
 
 def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | None,
@@ -338,13 +336,11 @@ def train_model(interactions, users: pd.DataFrame | None, items: pd.DataFrame | 
                           max_vocabulary_size=config.max_vocabulary_size, oov_buckets=config.oov_buckets)
     strategy = make_strategy(config.distribute, config.logical_cpus)
     model_kwargs, alignment = {}, None
-    if getattr(log, "alignment_steps", False):
+    if getattr(log, "alignment", None) is not None:  # an ImpressionLog: every shown offer a weighted row
         from tt_tf.alignment import AlignedTwoTowerModel
         from tt_tf.alignment.configured import aligned_model_kwargs
-        from tt_tf.training.alignment_config import AlignmentConfig
         with strategy.scope():
-            model_kwargs, alignment = aligned_model_kwargs(AlignmentConfig.from_mapping(config.alignment),
-                                                           log.impressions, log.soft_columns)
+            model_kwargs, alignment = aligned_model_kwargs(log.alignment, log.impressions, log.soft_columns)
         model_kwargs["model_class"] = AlignedTwoTowerModel
     with strategy.scope():
         model = build_model(schema, config, make_item_frequency(config, log), log, items, **model_kwargs)
