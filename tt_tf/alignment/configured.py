@@ -7,6 +7,7 @@ import numpy as np
 from tt_tf.alignment.debias import ValueDebiaser
 from tt_tf.alignment.light_ranker import LightRanker
 from tt_tf.alignment.reward import SavedModelRanker
+from tt_tf.alignment.values import user_value
 from tt_tf.training.alignment_config import EXPLORE_COLUMN, POSITION_COLUMN, ROW_VALUE_COLUMN, AlignmentConfig
 
 
@@ -62,11 +63,11 @@ def position_means(alignment: AlignmentConfig, impressions, explore_only: bool, 
     """The mean row value ``v`` (as the model computes it: divided by the largest) of the rows
     that fit the debiaser, per position (the least-squares fit of a position-only debiaser);
     positions without such rows take the overall mean."""
-    def values(rows):
-        value = rows[alignment.label_features].to_numpy(np.float64) @ np.asarray(alignment.weights)
+    def values(rows):  # v as AlignedTwoTowerModel.compute_loss forms it, before the batch maximum
+        labels = rows[alignment.label_features].to_numpy(np.float32)
         if alignment.value_feature:
-            value = value * rows[ROW_VALUE_COLUMN].to_numpy(np.float64)
-        return np.maximum(value, alignment.value_floor)
+            labels = labels * rows[ROW_VALUE_COLUMN].to_numpy(np.float32)[:, None]
+        return user_value(labels, alignment.weights, alignment.value_floor, normalize=False).numpy()
 
     rows = impressions[impressions[EXPLORE_COLUMN] > 0] if explore_only else impressions
     value = values(rows) / values(impressions).max()
