@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tt_tf.training.distribute import is_chief, make_strategy
+from tt_tf.training.distribute import is_chief, make_strategy, task_share
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"
@@ -80,6 +80,18 @@ def test_strategy_names_and_chief_detection():
     with_chief = {**cluster, "chief": ["127.0.0.1:3"]}
     assert not is_chief({"TF_CONFIG": json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}})})
     assert is_chief({"TF_CONFIG": json.dumps({"cluster": with_chief, "task": {"type": "chief", "index": 0}})})
+
+
+def test_each_task_knows_its_share_the_chief_first():
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    with_chief = {**cluster, "chief": ["127.0.0.1:3"]}
+
+    def share(cluster, kind, index):
+        return task_share({"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})})
+    assert task_share({}) == (0, 1)
+    assert [share(cluster, "worker", i) for i in (0, 1)] == [(0, 2), (1, 2)]
+    assert [share(with_chief, "chief", 0), share(with_chief, "worker", 0), share(with_chief, "worker", 1)] == \
+        [(0, 3), (1, 3), (2, 3)]
 
 
 def free_ports(count):

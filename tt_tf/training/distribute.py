@@ -57,13 +57,17 @@ def make_strategy(name: str = "default", logical_cpus: int | None = None) -> tf.
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _tf_config(environ=None) -> dict | None:
+    config = (environ if environ is not None else os.environ).get("TF_CONFIG")
+    return json.loads(config) if config else None
+
+
 def is_chief(environ=None) -> bool:
     """True on the process that writes outputs: outside multi-worker training, the ``chief``
     task, or worker 0 of a cluster without one (``TF_CONFIG``)."""
-    config = (environ if environ is not None else os.environ).get("TF_CONFIG")
-    if not config:
+    parsed = _tf_config(environ)
+    if parsed is None:
         return True
-    parsed = json.loads(config)
     task = parsed.get("task", {})
     if task.get("type") == "chief":
         return True
@@ -73,8 +77,19 @@ def is_chief(environ=None) -> bool:
 def task_name(environ=None) -> str:
     """``worker-1``, ``chief-0``: this process's task in ``TF_CONFIG`` ("" outside a cluster),
     which keeps the scratch folders of workers sharing a file system apart."""
-    config = (environ if environ is not None else os.environ).get("TF_CONFIG")
-    if not config:
+    parsed = _tf_config(environ)
+    if parsed is None:
         return ""
-    task = json.loads(config).get("task", {})
+    task = parsed.get("task", {})
     return f"{task.get('type', 'worker')}-{int(task.get('index', 0))}"
+
+
+def task_share(environ=None) -> tuple:
+    """``(position, count)``: this task among the cluster's chief and workers, the chief first
+    (which share of a job is its); ``(0, 1)`` outside a cluster."""
+    parsed = _tf_config(environ)
+    if parsed is None:
+        return 0, 1
+    cluster, task = parsed.get("cluster", {}), parsed.get("task", {})
+    count = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    return int(task.get("index", 0)) + (0 if task.get("type") == "chief" or "chief" not in cluster else 1), count

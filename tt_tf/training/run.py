@@ -2,8 +2,6 @@
 the bundle; and the synthetic demo run behind ``tt-tf demo``."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from tt_tf.data.synthetic import leave_last_out, make_synthetic
 from tt_tf.data.tables import Columns, concat_tables, query_frame
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator, popularity_metrics
 from tt_tf.training.config import TrainConfig
-from tt_tf.training.distribute import is_chief, task_name
+from tt_tf.training.distribute import is_chief, task_name, task_share
 from tt_tf.training.log_data import user_chunks
 from tt_tf.training.train import columns_of, train_model
 
@@ -91,10 +89,7 @@ def worker_tables(model, catalogue, user_ids, user_frames, columns, folder):
     """This worker's share of the item and user tables (a contiguous slice of each, encoded by
     its copy of the towers) written to ``folder``; on the chief, every share merged:
     ``{"items": (ids, vectors), "users": (ids, vectors)}`` (None on the other workers)."""
-    config = json.loads(os.environ["TF_CONFIG"])
-    workers = len(config["cluster"].get("worker", [])) + len(config["cluster"].get("chief", []))
-    index = int(config["task"].get("index", 0)) + (0 if config["task"]["type"] == "chief"
-                                                   or "chief" not in config["cluster"] else 1)
+    index, workers = task_share()
     folder.mkdir(parents=True, exist_ok=True)
     share = {kind: np.array_split(np.arange(total), workers)[index]
              for kind, total in (("item", len(catalogue)), ("user", len(user_ids)))}
