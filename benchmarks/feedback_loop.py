@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -126,37 +125,20 @@ def cli(*args, cwd=None) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Scorer:
-    """``tt-tf serve`` on loopback: a run directory published into ``store``, with exploration."""
+    """``tt-tf serve`` on loopback over ``store``, into which the run directory is published first,
+    with exploration (``benchmarks/serving.py`` starts it)."""
 
     def __init__(self, run_dir: Path, store: Path, items: Path, epsilon: float, seed: int):
         import httpx
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),
-               "TT_TF_EXPLORE_EPSILON": str(epsilon), "TT_TF_EXPLORE_SEED": str(seed),
-               "TT_TF_ADMIN_API_KEY": ADMIN_KEY, "TT_TF_LOG_FLUSH_SECONDS": "0.2"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tt_tf.cli", "serve", str(run_dir), "--store", str(store), "--items", str(items),
-             "--port", str(self.port), "--log-level", "warning"], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+
+        from benchmarks.serving import start_scorer
+        cli("publish", run_dir, "--store", store, "--items", items)
+        self.process, self.base, _ = start_scorer(store, {
+            "PYTHONPATH": str(ROOT), "TT_TF_MODEL_ROOTS": str(Path(run_dir).resolve().parent),
+            "TT_TF_EXPLORE_EPSILON": str(epsilon), "TT_TF_EXPLORE_SEED": str(seed), "TT_TF_ADMIN_API_KEY": ADMIN_KEY,
+            "TT_TF_LOG_FLUSH_SECONDS": "0.2"})
         self.client = httpx.Client(base_url=self.base, timeout=30)
-        deadline = time.time() + 180
-        while True:
-            try:
-                if self.client.get("/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the scorer did not start: {self.process.stdout.read()[-2000:]}")
-            time.sleep(0.5)
 
     def refresh(self) -> dict:
         answer = self.client.post("/refresh", headers={"X-API-Key": ADMIN_KEY})
