@@ -1,12 +1,11 @@
 """Impression logs -> tf.data batches with labels, positions and logged ranker scores."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from tt_tf._keras import tf
 from tt_tf.data.schema import Schema
-from tt_tf.data.tables import Columns, DataError, feature_dict, join_features, require_columns
+from tt_tf.data.tables import Columns, feature_dict, join_features, passthrough_arrays, require_columns
 
 
 def impression_dataset(impressions: pd.DataFrame, users, items, schema: Schema, extra_columns=(),
@@ -17,13 +16,7 @@ def impression_dataset(impressions: pd.DataFrame, users, items, schema: Schema, 
     position, logged ranker probabilities) as float32, or int64 for integer columns."""
     require_columns(impressions, [columns.user_id, columns.item_id, *extra_columns], "impressions")
     frame = join_features(impressions, users, items, columns)
-    features = feature_dict(frame, schema)
-    for name in extra_columns:
-        values = frame[name]
-        if values.isna().any():
-            raise DataError(f"impressions column {name!r} has missing values")
-        integer = pd.api.types.is_integer_dtype(values)
-        features[name] = values.to_numpy(np.int64 if integer else np.float32)
+    features = {**feature_dict(frame, schema), **passthrough_arrays(frame, extra_columns, "impressions")}
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         dataset = dataset.shuffle(min(len(frame), 1_000_000), seed=seed, reshuffle_each_iteration=True)

@@ -188,6 +188,18 @@ def feature_dict(frame: pd.DataFrame, schema: Schema) -> dict:
     return out
 
 
+def passthrough_arrays(frame: pd.DataFrame, names, table: str) -> dict:
+    """Columns fed to the model as they are (labels, positions, logged scores): int64 for
+    integer columns, float32 otherwise; a missing value is an error, not a silent zero."""
+    out = {}
+    for name in names:
+        values = frame[name]
+        if values.isna().any():
+            raise DataError(f"{table} column {name!r} has missing values")
+        out[name] = values.to_numpy(np.int64 if pd.api.types.is_integer_dtype(values) else np.float32)
+    return out
+
+
 def join_features(interactions: pd.DataFrame, users, items, columns: Columns = Columns()) -> pd.DataFrame:
     """Interactions with their user and item feature columns (left joins)."""
     frame = interactions
@@ -221,12 +233,8 @@ def training_dataset(interactions: pd.DataFrame, users, items, schema: Schema,
     if history_mode not in HISTORY_MODES:
         raise ValueError(f"history_mode must be one of {HISTORY_MODES}, got {history_mode!r}")
     frame = join_features(interactions, users, items, columns)
-    features = feature_dict(frame, schema.remove_by_tag(Tags.SEQUENCE))
-    for name in extra_columns:
-        values = frame[name]
-        if values.isna().any():
-            raise DataError(f"column {name!r} has missing values")
-        features[name] = values.to_numpy(np.int64 if pd.api.types.is_integer_dtype(values) else np.float32)
+    features = {**feature_dict(frame, schema.remove_by_tag(Tags.SEQUENCE)),
+                **passthrough_arrays(frame, extra_columns, "interactions")}
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if HISTORY_COLUMN in schema:
         column = schema[HISTORY_COLUMN]
