@@ -219,3 +219,18 @@ def test_a_streamed_run_stays_bounded_on_a_log_many_times_its_cap(tmp_path):
     # path holds them in pandas and in the tf.data pipeline
     assert streamed_growth < STREAMED_GROWTH_MB, (streamed, in_memory)
     assert in_memory_growth > 2 * max(streamed_growth, 0) + STREAMED_GROWTH_MB, (streamed, in_memory)
+
+
+def test_embedding_users_a_chunk_at_a_time_gives_the_one_pass_vectors(tiny_bundle, tiny_tables):
+    from tt_tf.bundle.reader import Bundle
+    train, _, _, users, items = tiny_tables
+    bundle = Bundle(tiny_bundle[0])
+    user_ids, user_vecs, item_ids, item_vecs = bundle.embed(users, items, train)
+    by_user = train.groupby("user_id")
+    chunks = [np.arange(start, min(start + 7, len(users))) for start in range(0, len(users), 7)]
+    chunked = bundle.embed_chunks(users, items, lambda ids: train[train.user_id.isin(set(ids))], chunks)
+    np.testing.assert_array_equal(chunked[0], user_ids)
+    np.testing.assert_allclose(chunked[1], user_vecs, atol=1e-6)
+    np.testing.assert_array_equal(chunked[2], item_ids)
+    np.testing.assert_allclose(chunked[3], item_vecs, atol=1e-6)
+    assert len(by_user) > 7  # more than one chunk held histories

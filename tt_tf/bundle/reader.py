@@ -37,16 +37,21 @@ class Bundle:
         cols = self.columns
         require_columns(users, [cols.user_id], "users")
         require_columns(items, [cols.item_id], "items")
+        user_vectors = self._user_vectors(users, items, history)
+        item_vectors = encode_with_signature(self.candidate, items)
+        return (users[cols.user_id].to_numpy(), user_vectors, items[cols.item_id].to_numpy(), item_vectors)
+
+    def _user_vectors(self, users: pd.DataFrame, items: pd.DataFrame, history: pd.DataFrame | None):
+        """One query vector per row of ``users``, seeing ``history`` (its ids given the dtypes of
+        ``users`` and ``items``)."""
+        cols = self.columns
         if history is not None:
             require_columns(history, [cols.user_id, cols.item_id], "history")
         by_user = harmonise_ids({"users": users, "history": history}, cols.user_id)
         users, history = by_user["users"], by_user["history"]
         if history is not None:
             history = harmonise_ids({"history": history, "items": items}, cols.item_id)["history"]
-        user_frame = query_frame(users[cols.user_id].tolist(), users, history, cols)
-        user_vectors = encode_with_signature(self.query, user_frame)
-        item_vectors = encode_with_signature(self.candidate, items)
-        return (users[cols.user_id].to_numpy(), user_vectors, items[cols.item_id].to_numpy(), item_vectors)
+        return encode_with_signature(self.query, query_frame(users[cols.user_id].tolist(), users, history, cols))
 
     def embed_chunks(self, users: pd.DataFrame, items: pd.DataFrame, history_of, chunks):
         """As ``embed``, the users a chunk at a time (``chunks``: row positions in ``users``), each
@@ -56,7 +61,7 @@ class Bundle:
         require_columns(users, [cols.user_id], "users")
         require_columns(items, [cols.item_id], "items")
         user_ids = users[cols.user_id].to_numpy()
-        parts = [self.embed(users.iloc[chunk], items.iloc[:1], history_of(user_ids[chunk]))[1] for chunk in chunks]
+        parts = [self._user_vectors(users.iloc[chunk], items, history_of(user_ids[chunk])) for chunk in chunks]
         user_vectors = np.concatenate(parts) if parts else np.zeros((0, self.manifest["embedding_dim"]), np.float32)
         return user_ids, user_vectors, items[cols.item_id].to_numpy(), encode_with_signature(self.candidate, items)
 
