@@ -52,3 +52,17 @@ def test_keras3_already_resolved_raises_import_error_with_fix():
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError")
     assert "TF_USE_LEGACY_KERAS=1" in last and "import tt_tf before" in last
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_from_tensorflow_keras_import_before_or_after_tt_tf(order):
+    """Merlin's notebooks write `from tensorflow.keras import regularizers`: that binds tf.keras to
+    tf_keras's API package (named "tensorflow.keras"), which must not read as Keras 3."""
+    imports = ["import tt_tf", "from tensorflow.keras import regularizers"]
+    if order == "after":
+        imports.reverse()
+        imports.insert(0, "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'")
+    result = run_python("\n".join(imports) + "\nblock = tt_tf.MLPBlock([4], kernel_regularizer=regularizers.l2(1e-3))"
+                        "\nprint(type(regularizers.l2(1e-3)).__module__)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith("tf_keras")

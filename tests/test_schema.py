@@ -53,8 +53,10 @@ def test_overrides_and_errors(users):
         infer_schema(users, overrides={"gender": "continuous"})
     with pytest.raises(ValueError, match="id_column"):
         infer_schema(users, id_column="uid")
-    with pytest.raises(ValueError, match="unknown tag"):
-        ColumnSchema("x", "int64", ("bogus",))
+    # Merlin's tags: any case for its own, free-form strings kept as written; anything else refused
+    assert ColumnSchema("x", "int64", ("ITEM_ID", "bias")).tags == {"item", "id", "bias"}
+    with pytest.raises(ValueError, match="a tag is a Tags member or a non-empty string"):
+        ColumnSchema("x", "int64", (3,))
     with pytest.raises(ValueError, match="dtype"):
         ColumnSchema("x", "complex128")
     assert ColumnSchema("x", "int32").dtype == "int64"  # Merlin's dtypes map to the three raw ones

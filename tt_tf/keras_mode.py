@@ -36,8 +36,11 @@ def _resolved_keras_version():
         return None
     if getattr(loader, "_tfll_initialized", True) is False:
         return None
-    module_name = getattr(tf.keras, "__name__", "")
-    if module_name.startswith("tf_keras"):
+    module = tf.keras
+    # `from tensorflow.keras import x` binds tf.keras to a module named "tensorflow.keras" that
+    # is tf_keras's own API package: its file, not its name, says which Keras it is
+    where = (getattr(module, "__name__", "") or "") + " " + (getattr(module, "__file__", "") or "")
+    if "tf_keras" in where:
         return "2 (tf_keras)"
     keras_module = sys.modules.get("keras")
     return str(getattr(keras_module, "__version__", "3"))
@@ -60,7 +63,8 @@ def ensure_legacy_keras():
 # checks the list against the sources
 KERAS_OBJECT_MODULES = (
     "tt_tf.alignment.debias", "tt_tf.alignment.light_ranker", "tt_tf.alignment.model", "tt_tf.alignment.reward",
-    "tt_tf.layers.history", "tt_tf.layers.input_block", "tt_tf.layers.mlp", "tt_tf.metrics.topk",
+    "tt_tf.layers.history", "tt_tf.layers.input_block", "tt_tf.layers.mlp", "tt_tf.layers.sequential",
+    "tt_tf.metrics.topk",
     "tt_tf.models.encoder", "tt_tf.models.topk_encoder", "tt_tf.models.two_tower", "tt_tf.negatives.base",
     "tt_tf.negatives.catalogue", "tt_tf.negatives.frequency", "tt_tf.negatives.known_positives",
     "tt_tf.negatives.memory", "tt_tf.outputs.base", "tt_tf.training.optimizers",

@@ -38,3 +38,19 @@ def test_serialisation_round_trip(layer):
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer) and restored.get_config() == layer.get_config()
     assert_same_outputs(layer, restored, tf.random.normal([4, 5], seed=1))
+
+
+def test_merlin_layer_list_order_and_dense_arguments():
+    """Merlin's MLPBlock: per Dense layer, the Dense wrapper, its dropout, then its normalization."""
+    mlp = MLPBlock([8, 4], activation=["tanh", "relu"], dropout=0.5, normalization=keras.layers.LayerNormalization(),
+                   kernel_regularizer="l2", bias_regularizer=keras.regularizers.l1(0.1), use_bias=True)
+    kinds = [type(layer).__name__ for layer in mlp.layers]
+    assert kinds == ["DenseLayer", "Dropout", "LayerNormalization"] * 2
+    assert [mlp.layers[i].dense.activation.__name__ for i in (0, 3)] == ["tanh", "relu"]
+    assert mlp.layers[0].units == 8 and mlp.layers[1].rate == 0.5
+    mlp(tf.ones([2, 3]))
+    assert len(mlp.losses) == 4  # a kernel and a bias penalty per Dense layer
+    restored = keras.layers.deserialize(keras.layers.serialize(mlp))
+    assert [type(layer).__name__ for layer in restored.layers] == kinds
+    with pytest.raises(ValueError, match="Activation and Dimensions length mismatch"):
+        MLPBlock([4], activation=["relu", "linear"])

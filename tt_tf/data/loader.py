@@ -49,6 +49,9 @@ class Loader:
         transforms: functions of ``(features, targets)`` applied to every batch (also ``map``).
         schema: the columns to load (default: the dataset's schema).
         seed_fn: a function returning the shuffle seed (Merlin's argument).
+        cat_names, cont_names, label_names: Merlin's column lists: when any is given, the batches
+            hold just these columns, categorical, continuous and targets (one label: the targets are
+            its tensor; several: a dict).
         **kwargs: Merlin's device and Dask arguments (``device``, ``parts_per_chunk``, ...),
             accepted and ignored.
 
@@ -59,12 +62,18 @@ class Loader:
     """
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = True, drop_last: bool = False, transforms=None,
-                 schema: Schema | None = None, seed_fn=None, **kwargs):
+                 schema: Schema | None = None, seed_fn=None, cat_names=None, cont_names=None, label_names=None,
+                 **kwargs):
+        from pathlib import Path
+
         from tt_tf.io.dataset import Dataset
-        if isinstance(dataset, pd.DataFrame):
+        if isinstance(dataset, (pd.DataFrame, str, Path)):
             dataset = Dataset(dataset)
         if not isinstance(dataset, Dataset):
-            raise ValueError(f"dataset must be a tt_tf.io.Dataset or a pandas DataFrame, got {type(dataset).__name__}")
+            raise ValueError(f"dataset must be a tt_tf.io.Dataset, a pandas DataFrame or a path, got "
+                             f"{type(dataset).__name__}")
+        if cat_names is not None or cont_names is not None or label_names is not None:
+            schema = _named_columns(schema or dataset.schema, cat_names or [], cont_names or [], label_names or [])
         if batch_size is None or int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.dataset = dataset
@@ -74,6 +83,8 @@ class Loader:
         self.transforms = list(transforms or [])
         self._schema = schema
         self.seed_fn = seed_fn
+        # Merlin's label_names with one label: the targets are that column's tensor
+        self._one_label = label_names is not None and len(label_names) == 1
 
     @property
     def schema(self) -> Schema:
@@ -94,6 +105,8 @@ class Loader:
         frame = self.dataset._frame
         features = {c.name: column_tensor(frame[c.name], c) for c in self.schema if not c.has(Tags.TARGET)}
         targets = {c.name: column_tensor(frame[c.name], c) for c in self.schema if c.has(Tags.TARGET)}
+        if self._one_label and len(targets) == 1:
+            targets = next(iter(targets.values()))
         return features, targets
 
     def to_tf_dataset(self) -> tf.data.Dataset:
@@ -105,7 +118,8 @@ class Loader:
         rows = {name: value for name, value in features.items() if name not in lists}
         if lists:
             rows[_ROW] = tf.range(self.dataset.num_rows, dtype=tf.int64)
-        data = tf.data.Dataset.from_tensor_slices((rows, targets) if targets else rows)
+        has_targets = not isinstance(targets, dict) or bool(targets)
+        data = tf.data.Dataset.from_tensor_slices((rows, targets) if has_targets else rows)
         if self.shuffle:
             seed = self.seed_fn() if self.seed_fn is not None else None
             data = data.shuffle(min(self.dataset.num_rows, SHUFFLE_BUFFER) or 1, seed=seed,
@@ -135,6 +149,22 @@ class Loader:
 _ROW = "__row__"
 
 
+def _named_columns(schema: Schema, categorical, continuous, labels) -> Schema:
+    """The schema of Merlin's ``cat_names`` / ``cont_names`` / ``label_names``, in that order."""
+    from tt_tf.data.schema import ColumnSchema
+    unknown = [name for name in [*categorical, *continuous, *labels] if name not in schema]
+    if unknown:
+        raise ValueError(f"Loader: columns {unknown} are not in the data (columns: {schema.column_names})")
+    columns = []
+    for names, tag, dtype in ((categorical, Tags.CATEGORICAL, "int64"), (continuous, Tags.CONTINUOUS, "float32"),
+                              (labels, Tags.TARGET, None)):
+        for name in names:
+            known = schema[name]
+            tags = [t for t in known.tags.values if t not in (Tags.CATEGORICAL.value, Tags.CONTINUOUS.value)]
+            columns.append(ColumnSchema(name, dtype or known.dtype, tags + [tag], known.properties))
+    return Schema(columns)
+
+
 def _gather_lists(batch: dict, lists: dict, order: list) -> dict:
     """The batch with each list column's rows gathered, columns in ``order``."""
     gathered = {name: tf.gather(values, batch[_ROW]) for name, values in lists.items()}
@@ -144,7 +174,10 @@ def _gather_lists(batch: dict, lists: dict, order: list) -> dict:
 def _with_targets(transform):
     def apply(*element):
         features, targets = element if len(element) == 2 else (element[0], None)
-        features, targets = transform(features, targets)
+        result = transform(features, targets)
+        if len(result) == 3:  # (features, targets, sample weights)
+            return result
+        features, targets = result
         return features if targets is None else (features, targets)
     return apply
 

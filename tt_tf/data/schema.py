@@ -18,45 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf.data.raw_values import text_token
-
-
-class Tags(str, Enum):
-    """Column tags: Merlin's full set (``merlin.schema.Tags``), same names and values."""
-
-    # feature types
-    CATEGORICAL = "categorical"
-    CONTINUOUS = "continuous"
-    LIST = "list"
-    SEQUENCE = "sequence"
-    TEXT = "text"
-    TOKENIZED = "tokenized"
-    TIME = "time"
-    EMBEDDING = "embedding"
-    # feature context
-    ID = "id"
-    USER = "user"
-    ITEM = "item"
-    SESSION = "session"
-    CONTEXT = "context"
-    # targets
-    TARGET = "target"
-    REGRESSION = "regression"
-    CLASSIFICATION = "classification"
-    BINARY = "binary"
-    MULTI_CLASS = "multi_class"
-    # compound tags: each stands for the tags it is made of (``COMPOUND_TAGS``)
-    USER_ID = "user_id"
-    ITEM_ID = "item_id"
-    SESSION_ID = "session_id"
-    TEXT_TOKENIZED = "text_tokenized"
-    BINARY_CLASSIFICATION = "binary_classification"
-    MULTI_CLASS_CLASSIFICATION = "multi_class_classification"
-
-
-# as in Merlin: a column tagged user_id is a user column and an id column
-COMPOUND_TAGS = {"user_id": ("user", "id"), "item_id": ("item", "id"), "session_id": ("session", "id"),
-                 "text_tokenized": ("text", "tokenized"), "binary_classification": ("binary", "classification"),
-                 "multi_class_classification": ("multi_class", "classification")}
+from tt_tf.data.tags import Tags, TagSet, tag_parts, tag_value
 
 
 class Domain(NamedTuple):
@@ -67,20 +29,6 @@ class Domain(NamedTuple):
 
 
 _DTYPES = ("int64", "float32", "string")
-_TAG_VALUES = {tag.value for tag in Tags}
-
-
-def _tag_value(tag) -> str:
-    value = tag.value if isinstance(tag, Enum) else str(tag)
-    if value not in _TAG_VALUES:
-        raise ValueError(f"unknown tag {value!r}; use one of {sorted(_TAG_VALUES)}")
-    return value
-
-
-def _components(tag) -> tuple:
-    """A tag as the plain tags it stands for (a compound tag's parts; a plain tag itself)."""
-    value = _tag_value(tag)
-    return COMPOUND_TAGS.get(value, (value,))
 
 
 def raw_dtype_name(dtype) -> str:
@@ -99,6 +47,62 @@ def raw_dtype_name(dtype) -> str:
     if "int" in name or name == "bool":
         return "int64"
     raise ValueError(f"dtype {dtype!r} is not supported; use an integer, float or string dtype")
+
+
+class Dimension(NamedTuple):
+    """One dimension of a ``Shape``: its smallest and largest size (None: unbounded)."""
+    min: int
+    max: int | None
+
+
+class Shape:
+    """Merlin's column shape: one ``(min, max)`` per dimension, the first the rows (``(0, None)``),
+    a second for a list column's length (``max`` None: any length).
+
+    Example:
+        >>> Shape(((0, None), (4, 4))).is_list, Shape(((0, None), (1, 4))).is_ragged
+        (True, True)
+    """
+
+    def __init__(self, dims=None):
+        if isinstance(dims, Shape):
+            dims = dims.dims
+        if dims is None:
+            dims = ((0, None),)
+        if isinstance(dims, int):
+            dims = (dims,)
+        self.dims = tuple(Dimension(*(d if isinstance(d, (tuple, list)) else (d, d))[:2]) for d in dims)
+
+    @property
+    def is_list(self) -> bool:
+        return len(self.dims) > 1
+
+    @property
+    def is_ragged(self) -> bool:
+        return self.is_list and any(d.min != d.max or d.max is None for d in self.dims[1:])
+
+    @property
+    def is_fixed(self) -> bool:
+        return not self.is_ragged
+
+    def __eq__(self, other):
+        return isinstance(other, Shape) and self.dims == other.dims
+
+    def __repr__(self):
+        return f"Shape({tuple(tuple(d) for d in self.dims)})"
+
+    def __iter__(self):
+        return iter(self.dims)
+
+
+def _with_dims(properties: Mapping, tags: TagSet, dims) -> tuple:
+    """``(properties, tags)`` of a column given Merlin's dims: a list column has Tags.LIST and a
+    ``value_count``; a scalar has neither."""
+    properties = {k: v for k, v in properties.items() if k != "value_count"}
+    if len(dims) > 1:
+        properties["value_count"] = {"min": dims[1][0] or 0, "max": dims[1][1]}
+        return properties, tags + Tags.LIST
+    return properties, tags - Tags.LIST
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -126,29 +130,37 @@ class ColumnSchema:
 
     name: str
     dtype: str
-    tags: tuple
+    tags: TagSet
     properties: Mapping
 
     def __init__(self, name, dtype=None, tags=(), properties=None, is_list=None, is_ragged=None, dims=None):
-        if isinstance(dtype, (list, tuple, set)) or (isinstance(dtype, Enum) and not isinstance(dtype, str)):
-            dtype, tags = None, dtype  # Merlin's positional order: (name, tags, properties, dtype)
+        if isinstance(dtype, (list, tuple, set, TagSet)) or (isinstance(dtype, Enum) and not isinstance(dtype, str)):
+            # Merlin's positional order: (name, tags, properties, dtype)
+            if isinstance(tags, Mapping) and properties is None:
+                properties, tags = tags, ()
+            dtype, tags = (None if not tags else tags), dtype
         elif isinstance(dtype, Tags):
             dtype, tags = None, [dtype]
-        if isinstance(tags, (str, Enum)):
-            tags = [tags]
-        tags = [_tag_value(t) for t in (tags or ())]
-        if is_list and Tags.LIST.value not in tags:
-            tags.append(Tags.LIST.value)
-        name_of_dtype = raw_dtype_name(dtype)
+        tags = TagSet(tags)
+        properties = dict(properties or {})
+        if dims is not None:
+            properties, tags = _with_dims(properties, tags, Shape(dims).dims)
+        if (is_list or properties.get("value_count")) and Tags.LIST not in tags:
+            tags = tags + Tags.LIST
         object.__setattr__(self, "name", str(name))
-        object.__setattr__(self, "dtype", name_of_dtype)
-        object.__setattr__(self, "tags", tuple(dict.fromkeys(tags)))
-        object.__setattr__(self, "properties", dict(properties or {}))
+        object.__setattr__(self, "dtype", raw_dtype_name(dtype))
+        object.__setattr__(self, "tags", tags)
+        object.__setattr__(self, "properties", properties)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ColumnSchema) and (self.name, self.dtype, self.tags) == \
+            (other.name, other.dtype, other.tags) and _jsonable(self.properties) == _jsonable(other.properties)
+
+    __hash__ = None
 
     def has(self, *tags) -> bool:
         """Whether the column carries every one of ``tags`` (a compound tag, all its parts)."""
-        own = set(self.tags).union(*(COMPOUND_TAGS.get(t, ()) for t in self.tags))
-        return all(value in own for tag in tags for value in _components(tag))
+        return all(tag in self.tags for tag in tags)
 
     @property
     def is_feature(self) -> bool:
@@ -160,15 +172,49 @@ class ColumnSchema:
 
     @property
     def is_ragged(self) -> bool:
-        return self.is_list
+        return self.shape.is_ragged
+
+    @property
+    def shape(self) -> "Shape":
+        """Merlin's shape: ``((0, None),)`` for a scalar, ``((0, None), (min, max))`` for a list
+        (``max`` None: any length)."""
+        if not self.is_list:
+            return Shape(((0, None),))
+        counts = self.value_count
+        return Shape(((0, None), (counts.min, counts.max) if counts else (0, None)))
+
+    @property
+    def value_count(self) -> Domain | None:
+        """The length range of a list column (``properties["value_count"]``), or None."""
+        counts = self.properties.get("value_count")
+        if not counts:
+            return None
+        high = counts.get("max")
+        return Domain(int(counts.get("min") or 0), None if high is None else int(high))
+
+    def with_shape(self, shape) -> "ColumnSchema":
+        """A copy with Merlin's shape (a ``Shape`` or its dims, e.g. ``((0, None), (4, 4))``)."""
+        properties, tags = _with_dims(self.properties, self.tags, Shape(shape).dims)
+        return ColumnSchema(self.name, self.dtype, tags, properties)
+
+    def with_dtype(self, dtype, is_list=None, is_ragged=None) -> "ColumnSchema":
+        return ColumnSchema(self.name, dtype, self.tags, self.properties, is_list=is_list)
 
     @property
     def int_domain(self) -> Domain | None:
         """The encoded id range (``properties["domain"]``), or None for a column with a vocabulary."""
         domain = self.properties.get("domain")
-        if domain is None:
+        if domain is None or self.dtype == "float32" or "max" not in domain:
             return None
-        return Domain(int(domain.get("min", 0)), int(domain["max"]), domain.get("name", self.name))
+        return Domain(int(domain.get("min") or 0), int(domain["max"]), domain.get("name", self.name))
+
+    @property
+    def float_domain(self) -> Domain | None:
+        """The value range of a float column (``properties["domain"]``), or None."""
+        domain = self.properties.get("domain")
+        if domain is None or self.dtype != "float32":
+            return None
+        return Domain(float(domain.get("min") or 0.0), float(domain.get("max", 1.0)), domain.get("name", self.name))
 
     @property
     def vocabulary(self) -> list:
@@ -176,14 +222,23 @@ class ColumnSchema:
 
     @property
     def embedding_table(self) -> str:
-        """Name of the embedding table this column looks up (its own name unless shared)."""
-        return self.properties.get("embedding_table", self.name)
+        """Name of the embedding table this column looks up: ``properties["embedding_table"]``, else
+        the name of its domain (Merlin: columns whose domain has one name share a table), else its
+        own name."""
+        if "embedding_table" in self.properties:
+            return self.properties["embedding_table"]
+        domain = self.properties.get("domain")
+        return str(domain.get("name") or self.name) if isinstance(domain, Mapping) else self.name
 
     def with_tags(self, *tags) -> "ColumnSchema":
-        if len(tags) == 1 and isinstance(tags[0], (list, tuple, set)):
+        if len(tags) == 1 and isinstance(tags[0], (list, tuple, set, TagSet)):
             tags = tuple(tags[0])
-        return ColumnSchema(self.name, self.dtype, tuple(self.tags) + tuple(_tag_value(t) for t in tags),
-                            self.properties)
+        return ColumnSchema(self.name, self.dtype, self.tags + list(tags), self.properties)
+
+    def without_tags(self, *tags) -> "ColumnSchema":
+        if len(tags) == 1 and isinstance(tags[0], (list, tuple, set, TagSet)):
+            tags = tuple(tags[0])
+        return ColumnSchema(self.name, self.dtype, self.tags - list(tags), self.properties)
 
     def with_properties(self, properties=None, **more) -> "ColumnSchema":
         return ColumnSchema(self.name, self.dtype, self.tags, {**self.properties, **(properties or {}), **more})
@@ -192,7 +247,7 @@ class ColumnSchema:
         return ColumnSchema(name, self.dtype, self.tags, self.properties)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "tags": list(self.tags),
+        return {"name": self.name, "dtype": self.dtype, "tags": self.tags.values,
                 "properties": _jsonable(self.properties)}
 
     @classmethod
@@ -209,9 +264,20 @@ class Schema:
         ['user_id', 'segment', 'occupation']
     """
 
-    def __init__(self, columns: Iterable[ColumnSchema] = ()):
+    def __init__(self, columns: Iterable[ColumnSchema] | Mapping | None = ()):
+        if columns is None:
+            columns = ()
+        if isinstance(columns, Mapping):
+            columns = columns.values()
+        if isinstance(columns, (str, ColumnSchema)) or not hasattr(columns, "__iter__"):
+            raise TypeError(f"column_schemas must be a list of ColumnSchema or column names, or a dict of them; "
+                            f"got {type(columns).__name__}")
         self._columns: dict[str, ColumnSchema] = {}
         for column in columns:
+            if isinstance(column, str):  # Merlin: a schema from column names
+                column = ColumnSchema(column)
+            if not isinstance(column, ColumnSchema):
+                raise TypeError(f"column_schemas must hold ColumnSchema objects or names, got {column!r}")
             if column.name in self._columns:
                 raise ValueError(f"duplicate column {column.name!r} in schema")
             self._columns[column.name] = column
@@ -231,7 +297,7 @@ class Schema:
 
     def __getitem__(self, name) -> ColumnSchema:
         if isinstance(name, (list, tuple)):
-            return self.select_by_name(list(name))
+            return Schema(self[n] for n in name)
         if isinstance(name, int):
             return list(self._columns.values())[name]
         try:
@@ -239,14 +305,47 @@ class Schema:
         except KeyError:
             raise KeyError(f"column {name!r} not in schema; columns: {self.column_names}") from None
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Schema) and self.to_dict() == other.to_dict()
+    def __setitem__(self, name: str, column: ColumnSchema):
+        """Put ``column`` under ``name`` (Merlin: ``schema["item_id"] = schema["item_id"].with_tags(...)``)."""
+        if not isinstance(column, ColumnSchema):
+            raise TypeError(f"schema[{name!r}] must be set to a ColumnSchema, got {type(column).__name__}")
+        self._columns[name] = column if column.name == name else column.with_name(name)
 
-    def __add__(self, other: "Schema") -> "Schema":
-        return Schema(list(self) + list(other))
+    def get(self, name, default=None):
+        return self._columns.get(name, default)
+
+    def copy(self) -> "Schema":
+        return Schema(list(self))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Schema) and self._columns == other._columns
+
+    def __add__(self, other: "Schema | None") -> "Schema":
+        """Both schemas' columns; a column in both is ``other``'s, at ``self``'s place."""
+        if other is None:
+            return self
+        if not isinstance(other, Schema):
+            raise TypeError(f"unsupported operand type(s) for +: 'Schema' and {type(other).__name__!r}")
+        merged = {**self._columns, **other._columns}
+        return Schema(merged)
+
+    def __radd__(self, other):
+        return self.__add__(other)
+
+    def __sub__(self, other: "Schema | None") -> "Schema":
+        if other is None:
+            return self
+        return self.excluding_by_name(other.column_names)
 
     def __repr__(self):
-        return "Schema(" + ", ".join(f"{c.name}:{'/'.join(c.tags)}" for c in self) + ")"
+        return "Schema(" + ", ".join(f"{c.name}:{'/'.join(c.tags.values)}" for c in self) + ")"
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per column: its name, dtype and tags (Merlin's table of a schema)."""
+        fields = [f.name for f in dataclasses.fields(ColumnSchema) if f.name != "properties"]
+        rows = [{name: (column.tags.values if name == "tags" else getattr(column, name)) for name in fields}
+                for column in self]
+        return pd.DataFrame(rows, columns=fields)
 
     def select_by_tag(self, tags, pred_fn=None) -> "Schema":
         """Columns that carry ANY of ``tags`` (one tag or a list), as Merlin selects: a compound
@@ -264,14 +363,15 @@ class Schema:
     remove_by_tag = excluding_by_tag
 
     def select_by_name(self, *names) -> "Schema":
-        """The named columns, in the order given (a name, several, or one list of them)."""
-        return Schema(self[n] for n in _names(names))
+        """The named columns, in the order given (a name, several, or one list of them); names
+        the schema lacks are left out, as in Merlin."""
+        return Schema(self._columns[n] for n in _names(names) if n in self._columns)
 
     def excluding_by_name(self, *names) -> "Schema":
         dropped = set(_names(names))
         return Schema(c for c in self if c.name not in dropped)
 
-    remove_col = excluding_by_name
+    remove_col = without = excluding_by_name
 
     @property
     def first(self) -> ColumnSchema:
@@ -289,7 +389,7 @@ class Schema:
     def first_by_tag(self, tag) -> ColumnSchema:
         selected = self.select_by_tag(tag)
         if not len(selected):
-            raise ValueError(f"schema has no column tagged {_tag_value(tag)!r}: {self!r}")
+            raise ValueError(f"schema has no column tagged {tag_value(tag)!r}: {self!r}")
         return next(iter(selected))
 
     def to_dict(self) -> dict:
@@ -314,7 +414,7 @@ def _selection(tags) -> tuple:
     """``(plain tags to match, whether one compound tag was given)``."""
     if not isinstance(tags, (list, tuple, set)):
         tags = [tags]
-    parts = list(dict.fromkeys(part for tag in tags for part in _components(tag)))
+    parts = list(dict.fromkeys(part for tag in tags for part in tag_parts(tag)))
     return parts, len(tags) == 1 and len(parts) > 1
 
 
@@ -397,7 +497,7 @@ def infer_column(series: pd.Series, name: str, tags: Sequence = (), kind: str | 
     if kind not in KINDS:
         raise ValueError(f"column {name!r}: kind must be one of {KINDS}, got {kind!r}")
     dtype = raw_dtype(series)
-    tags = [_tag_value(t) for t in tags]
+    tags = [tag_value(t) for t in tags]
     if kind == "skip":
         return ColumnSchema(name, dtype, tuple(tags), {"skipped": True})
     if kind == "continuous":

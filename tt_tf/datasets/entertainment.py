@@ -81,7 +81,7 @@ def get_movielens(path=None, variant: str = "ml-25m", overwrite: bool = False, *
         (['movieId'], 10)
     """
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        raise ValueError(f"MovieLens dataset variant not supported: {variant!r}; use one of {VARIANTS}")
     if path is None:
         raise ValueError("get_movielens needs path= (the folder of the GroupLens files); nothing is downloaded")
     read, marker = _READERS[variant]

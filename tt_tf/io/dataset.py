@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tt_tf.data.merlin_schema import read_merlin_schema
 from tt_tf.data.schema import ColumnSchema, Schema, Tags, infer_column
 
 SCHEMA_FILE = "schema.json"
@@ -72,8 +73,9 @@ class Dataset:
         path_or_source: a pandas DataFrame, a Parquet or CSV file, or a folder of Parquet files
             (read in name order).
         engine: ``"parquet"`` or ``"csv"``; by default from the file name.
-        schema: a ``Schema``; by default the ``schema.json`` beside the data (in the folder, or
-            beside the file), else one inferred from the values (``infer_dataset_schema``).
+        schema: a ``Schema``; by default the schema file beside the data (in the folder, or beside
+            the file): tt_tf's ``schema.json``, Merlin's, or NVTabular's ``schema.pbtxt``; else one
+            inferred from the values (``infer_dataset_schema``).
         **kwargs: accepted for Merlin's arguments that concern Dask (``part_size``, ``cpu``);
             they change nothing here.
 
@@ -157,8 +159,10 @@ def _read(path: Path, engine: str | None) -> tuple:
     for column in frame.columns:  # Parquet gives list cells as numpy arrays; the loader takes lists
         if _is_list_column(frame[column]):
             frame[column] = frame[column].map(lambda v: list(v) if isinstance(v, (np.ndarray, tuple)) else v)
-    schema_file = (path if path.is_dir() else path.parent) / SCHEMA_FILE
-    return frame, Schema.from_json(schema_file) if schema_file.exists() else None
+    folder = path if path.is_dir() else path.parent
+    # tt_tf's schema.json, Merlin's (TensorFlow Metadata) schema.json or NVTabular's schema.pbtxt
+    found = [folder / name for name in (SCHEMA_FILE, "schema.pbtxt") if (folder / name).exists()]
+    return frame, read_merlin_schema(found[0]) if found else None
 
 
 __all__ = ["Dataset", "infer_dataset_schema"]

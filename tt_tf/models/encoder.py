@@ -9,6 +9,19 @@ from tt_tf.data.schema import Schema
 from tt_tf.layers.input_block import InputBlock
 
 
+def _with_ragged_pairs(features: dict, names) -> dict:
+    """Merlin's ``name__values`` / ``name__offsets`` pairs as one ragged column ``name``."""
+    pairs = [name for name in names if name not in features and f"{name}__values" in features]
+    if not pairs:
+        return features
+    features = dict(features)
+    for name in pairs:
+        values, offsets = features.pop(f"{name}__values"), features.pop(f"{name}__offsets")
+        features[name] = tf.RaggedTensor.from_row_splits(tf.reshape(values, [-1]),
+                                                         tf.cast(tf.reshape(offsets, [-1]), tf.int64))
+    return features
+
+
 @keras.utils.register_keras_serializable(package="tt_tf")
 class Encoder(keras.Model):
     """A tower, as Merlin's ``Encoder``: usable inside ``TwoTowerModel`` and on its own.
@@ -42,6 +55,24 @@ class Encoder(keras.Model):
         self.blocks = list(blocks)
         self.pre = pre
         self.post = post
+        # what a saved tower's serving signature takes: Merlin's keys (a ragged list column as its
+        # "__values" / "__offsets" pair), so `test_model_signature` and Triton-style callers match
+        self._set_save_spec(self.serving_spec())
+
+    def serving_spec(self) -> dict:
+        """``{input key: tf.TensorSpec}`` of Merlin's serving signature: one tensor per column, a
+        ragged list column as ``name__values`` and ``name__offsets`` (row splits)."""
+        spec = {}
+        for column in self.schema:
+            dtype = tf.as_dtype(column.dtype)
+            if column.is_list and column.is_ragged:
+                spec[f"{column.name}__values"] = tf.TensorSpec([None], dtype, name=f"{column.name}__values")
+                spec[f"{column.name}__offsets"] = tf.TensorSpec([None], tf.int64, name=f"{column.name}__offsets")
+            elif column.is_list:
+                spec[column.name] = tf.TensorSpec([None, column.value_count.max], dtype, name=column.name)
+            else:
+                spec[column.name] = tf.TensorSpec([None], dtype, name=column.name)
+        return spec
 
     @property
     def schema(self) -> Schema:
@@ -53,8 +84,9 @@ class Encoder(keras.Model):
         return {c.name: tf.TensorSpec([None], tf.as_dtype(c.dtype), name=c.name) for c in self.schema}
 
     def call(self, features, training=None):
-        features = {name: features[name] for name in self.schema.column_names if name in features} \
-            if isinstance(features, dict) else features
+        if isinstance(features, dict):
+            features = _with_ragged_pairs(features, self.schema.column_names)
+            features = {name: features[name] for name in self.schema.column_names if name in features}
         if self.pre is not None:
             features = self.pre(features)
         x = self.input_block(features, training=training)
@@ -63,6 +95,10 @@ class Encoder(keras.Model):
         if self.post is not None:
             x = self.post(x)
         return x
+
+    def fit(self, *args, **kwargs):
+        raise ValueError("This block is not meant to be trained by itself: train the model it is a tower of "
+                         "(TwoTowerModelV2 / RetrievalModelV2), then use the tower")
 
     def encode(self, data, index=None, batch_size: int = 4096):
         """Vectors for every row of ``data``, in order: a float32 numpy array for a DataFrame of raw

@@ -198,4 +198,22 @@ def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID,
     return model
 
 
-__all__ = ["RetrievalMethods", "TwoTowerModelV2", "dense_catalogue"]
+def RetrievalModelV2(query=None, candidate=None, output=None, **kwargs):
+    """Merlin's ``RetrievalModelV2(query=..., candidate=..., output=...)``: the two-tower model of a
+    query ``Encoder``, a candidate ``Encoder`` and a ``ContrastiveOutput`` (``TwoTowerModelV2``).
+
+    Example:
+        >>> output = ContrastiveOutput(DotProduct(), "in-batch")
+        >>> model = RetrievalModelV2(query=query, candidate=candidate, output=output)
+        >>> model.query_encoder is query
+        True
+    """
+    if candidate is None:
+        raise ValueError("RetrievalModelV2 needs candidate=: a candidate Encoder (query-only retrieval models, "
+                         "with the candidates as an embedding table, are not supported)")
+    if query is None:
+        raise ValueError("RetrievalModelV2 needs query=: a query Encoder")
+    return TwoTowerModelV2(query, candidate, outputs=output, **kwargs)
+
+
+__all__ = ["RetrievalMethods", "RetrievalModelV2", "TwoTowerModelV2", "dense_catalogue"]

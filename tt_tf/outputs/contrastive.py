@@ -12,7 +12,8 @@ Where tt_tf differs from Merlin (on purpose, each covered by a test):
 """
 from __future__ import annotations
 
-from tt_tf._keras import keras
+from tt_tf._keras import keras, tf
+from tt_tf.core.prediction import Prediction
 from tt_tf.data.schema import ColumnSchema, Schema, Tags
 from tt_tf.negatives.base import InBatchSampler, NegativeSampler
 from tt_tf.negatives.catalogue import CatalogueSampler
@@ -29,8 +30,14 @@ MIN_FALSE_NEGATIVE_SCORE = -1e8
 class ContrastiveOutput(keras.layers.Layer):
     """Merlin's ``ContrastiveOutput`` for ``TwoTowerModelV2(outputs=...)``.
 
+    Called on ``{"query": [B, d], "candidate": [B, d]}`` it scores them as the model does: in
+    training a ``Prediction`` whose ``outputs`` are each row's positive logit then its in-batch
+    negatives' ([B, 1 + B], false negatives at ``false_negative_score``) and whose ``targets``
+    mark column 0; outside training the positive logits ([B, 1]).
+
     Args:
-        to_call: ``DotProduct()`` (the two-tower similarity; nothing else applies here).
+        to_call: ``DotProduct()``, or Merlin's usual first argument, the candidate id's schema (a
+            ``Schema`` or ``ColumnSchema``, taken as ``schema``).
         negative_samplers: ``"in-batch"``, ``"popularity"``, sampler layers, or a list of them.
         logits_temperature: > 0; the dot product is divided by it.
         logq_sampling_correction: subtract log E[count] of each candidate (see the module notes).
@@ -59,8 +66,11 @@ class ContrastiveOutput(keras.layers.Layer):
                  store_negative_ids: bool = False, logq_sampling_correction: bool = False,
                  schema: Schema | ColumnSchema | None = None, **kwargs):
         super().__init__(name=name, **kwargs)
+        if isinstance(to_call, (Schema, ColumnSchema)):  # Merlin's ContrastiveOutput(item_id_schema, "in-batch")
+            schema, to_call = schema if schema is not None else to_call, None
         if to_call is not None and not isinstance(to_call, DotProduct):
-            raise ValueError(f"to_call must be DotProduct() for a two-tower model, got {type(to_call).__name__}")
+            raise ValueError(f"to_call must be DotProduct() or the candidate id's schema, got "
+                             f"{type(to_call).__name__}")
         if pre is not None:
             raise ValueError("ContrastiveOutput(pre=...) is not supported; transform the towers' outputs instead")
         if post is not None and not isinstance(post, PopularityLogitsCorrection):
@@ -71,7 +81,8 @@ class ContrastiveOutput(keras.layers.Layer):
             raise ValueError(f"false_negative_score must be <= {MIN_FALSE_NEGATIVE_SCORE:g} (masked columns leave "
                              f"the softmax), got {false_negative_score!r}")
         if negative_samplers is None or (isinstance(negative_samplers, (list, tuple)) and not negative_samplers):
-            raise ValueError("negative_samplers: give at least one, e.g. 'in-batch'")
+            raise ValueError("At least one sampler is required by ContrastiveDotProduct for negative sampling: "
+                             "give negative_samplers, e.g. 'in-batch'")
         self.negative_samplers = list(negative_samplers) if isinstance(negative_samplers, (list, tuple)) \
             else [negative_samplers]
         self.logits_temperature = float(logits_temperature)
@@ -79,7 +90,16 @@ class ContrastiveOutput(keras.layers.Layer):
         self.downscore_false_negatives = bool(downscore_false_negatives)
         self.store_negative_ids = bool(store_negative_ids)
         self.post = post
+        self.false_negative_score = float(false_negative_score)
+        self.query_name, self.candidate_name = query_name, candidate_name
         self.schema = schema if not isinstance(schema, ColumnSchema) else Schema([schema])
+
+    def set_negative_samplers(self, negative_samplers):
+        """Replace the samplers (Merlin's call), before the model is built from these settings."""
+        samplers = list(negative_samplers) if isinstance(negative_samplers, (list, tuple)) else [negative_samplers]
+        if not samplers:
+            raise ValueError("At least one sampler is required by ContrastiveDotProduct for negative sampling")
+        self.negative_samplers = samplers
 
     def _sampler(self, sampler, candidate_tower, candidate_id_tag):
         if isinstance(sampler, NegativeSampler):
@@ -88,8 +108,9 @@ class ContrastiveOutput(keras.layers.Layer):
         if name == "in-batch":
             return InBatchSampler()
         if name == "popularity":
-            id_schema = self.schema if self.schema is not None and len(self.schema) \
-                else candidate_tower.schema.select_by_tag(candidate_id_tag)
+            id_schema = candidate_tower.schema.select_by_tag(candidate_id_tag)
+            if self.schema is not None and len(self.schema):
+                id_schema = self.schema.select_by_tag(candidate_id_tag) or self.schema
             domain = id_schema.first.int_domain if len(id_schema) else None
             if domain is None:
                 raise ValueError("'popularity' needs the candidate id's domain: give ContrastiveOutput(schema=...) "
@@ -110,8 +131,33 @@ class ContrastiveOutput(keras.layers.Layer):
                 "item_frequency": item_frequency, "logq_correction": logq,
                 "downscore_false_negatives": self.downscore_false_negatives}
 
-    def call(self, inputs):
-        raise ValueError("ContrastiveOutput is read by TwoTowerModelV2(outputs=...); it is not called on data")
+    def call(self, inputs, features=None, targets=None, training=False, **kwargs):
+        query = tf.convert_to_tensor(inputs[self.query_name])
+        candidate = tf.convert_to_tensor(inputs[self.candidate_name])
+        positive = tf.reduce_sum(query * candidate, axis=-1, keepdims=True) / self.logits_temperature
+        if not training:
+            return positive
+        names = [str(s).replace("_", "-").lower() if not isinstance(s, NegativeSampler) else None
+                 for s in self.negative_samplers]
+        if not all(name == "in-batch" or isinstance(s, InBatchSampler)
+                   for name, s in zip(names, self.negative_samplers)):
+            raise ValueError("ContrastiveOutput called on its own draws in-batch negatives only; catalogue "
+                             "samplers need the candidate tower: use them in TwoTowerModelV2 / RetrievalModelV2")
+        negatives = tf.matmul(query, candidate, transpose_b=True) / self.logits_temperature
+        if self.downscore_false_negatives:
+            ids = self._candidate_ids(features)
+            # a column holding the row's own item (its own column included) is no negative
+            negatives = tf.where(tf.equal(ids[:, None], ids[None, :]),
+                                 tf.cast(self.false_negative_score, negatives.dtype), negatives)
+        outputs = tf.concat([positive, negatives], axis=1)
+        labels = tf.concat([tf.ones_like(positive), tf.zeros_like(negatives)], axis=1)
+        return Prediction(outputs, labels)
+
+    def _candidate_ids(self, features):
+        name = self.schema.first.name if self.schema is not None and len(self.schema) else Tags.ITEM_ID.value
+        if not features or features.get(name) is None:
+            raise ValueError(f"downscore_false_negatives needs the candidate ids: pass features={{{name!r}: ids}}")
+        return tf.reshape(features[name], [-1])
 
 
 __all__ = ["ContrastiveOutput", "CatalogueSampler", "PopularityLogitsCorrection"]

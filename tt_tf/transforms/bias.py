@@ -36,6 +36,21 @@ class PopularityLogitsCorrection:
             raise ValueError("item_freq_probs must be a 1-D sequence of finite values >= 0")
         self.probs = probs if is_prob_distribution else probs / max(probs.sum(), 1e-12)
 
+    @classmethod
+    def from_parquet(cls, path, frequencies_probs_col: str, is_prob_distribution: bool = False, gpu: bool = False,
+                     **kwargs) -> "PopularityLogitsCorrection":
+        """The frequencies from one column of a Parquet file, row i for encoded id i (Merlin's)."""
+        import pandas as pd
+        frame = pd.read_parquet(path)
+        if frequencies_probs_col not in frame.columns:
+            raise ValueError(f"frequencies_probs_col {frequencies_probs_col!r} is not a column of {path} "
+                             f"(columns: {list(frame.columns)})")
+        return cls(frame[frequencies_probs_col].to_numpy(), is_prob_distribution=is_prob_distribution, **kwargs)
+
+    def get_candidate_probs(self) -> np.ndarray:
+        """The probability of each encoded id."""
+        return self.probs
+
     def item_frequency(self) -> StaticItemFrequency:
         # a zero frequency has no logarithm: the smallest positive share stands in for it
         floor = self.probs[self.probs > 0].min() if (self.probs > 0).any() else 1.0

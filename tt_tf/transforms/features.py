@@ -49,4 +49,21 @@ class ToTarget:
         return features, moved or targets
 
 
-__all__ = ["ToTarget"]
+def expected_input_cols_from_schema(schema: Schema, inputs=None) -> list:
+    """The input keys a model of ``schema`` takes in its serving signature: a column's name, or
+    for a ragged list column Merlin's pair ``name__values`` and ``name__offsets``.
+
+    Example:
+        >>> expected_input_cols_from_schema(Schema([ColumnSchema("genres", tags=["categorical"], is_list=True)]))
+        ['genres__values', 'genres__offsets']
+    """
+    names = []
+    for column in schema:
+        if column.is_list and column.is_ragged:
+            names.extend([f"{column.name}__values", f"{column.name}__offsets"])
+        else:
+            names.append(column.name)
+    return names
+
+
+__all__ = ["ToTarget", "expected_input_cols_from_schema"]

@@ -16,11 +16,11 @@ def unique_by_tag(dataset: Dataset, features_tag, grouping_tag=Tags.ID) -> Datas
         (True, ['movieId', 'genres'])
     """
     features = dataset.schema.select_by_tag(features_tag)
-    grouping = dataset.schema.select_by_tag(grouping_tag).column_names
-    missing = [name for name in grouping if name not in features]
-    if not grouping or missing:
-        raise ValueError(f"grouping_tag {grouping_tag!r} must select columns among those of features_tag "
-                         f"{features_tag!r} ({features.column_names}); it selects {grouping}")
+    # the grouping columns among the selected ones (Tags.ID with Tags.USER: the user id, not the item id)
+    grouping = features.select_by_tag(grouping_tag).column_names
+    if not grouping:
+        raise ValueError(f"grouping_tag {grouping_tag!r} selects none of the columns of features_tag "
+                         f"{features_tag!r} ({features.column_names}); tag the id column of those features")
     frame = dataset.compute()[features.column_names].drop_duplicates(grouping)
     frame = frame.sort_values(grouping, kind="stable").reset_index(drop=True)
     return Dataset(frame, schema=features)

@@ -26,8 +26,10 @@ def PopularityBasedSamplerV2(max_id: int, min_id: int = 0, max_num_samples: int 
         >>> sampler.num_negatives, sampler.has_catalogue
         (64, False)
     """
-    if int(max_num_samples) > int(max_id):
-        raise ValueError(f"max_num_samples ({max_num_samples}) must not exceed max_id ({max_id})")
+    if int(max_num_samples) > int(max_id) - int(min_id) + 1:
+        raise ValueError(f"Number of items to sample `{max_num_samples}` must not exceed the ids to draw from "
+                         f"({int(max_id) - int(min_id) + 1}, min_id {min_id} to max_id {max_id}): "
+                         f"lower max_num_samples")
     if int(min_id) > int(max_id):
         raise ValueError(f"min_id ({min_id}) must not exceed max_id ({max_id})")
     # evaluation draws as many: Merlin's validation metrics rank the positive among sampled negatives too

@@ -1,0 +1,80 @@
+"""Merlin's ``merlin.models.tf.utils.testing_utils``: the checks Merlin users' own tests call
+(``model_test``, ``mark_run_eagerly_modes``, ``test_model_signature``, ...), over tt_tf's models."""
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+import numpy as np
+
+from tt_tf._keras import keras, tf
+
+
+def mark_run_eagerly_modes(*args, **kwargs):
+    """``pytest.mark.parametrize("run_eagerly", [True, False])``."""
+    import pytest
+    return pytest.mark.parametrize("run_eagerly", [True, False])(*args, **kwargs)
+
+
+def assert_serialization(layer):
+    """A layer rebuilt from its ``get_config``, of the same class."""
+    copy = layer.__class__.from_config(layer.get_config())
+    assert isinstance(copy, layer.__class__)
+    return copy
+
+
+def _saved_and_loaded(model, **save_kwargs):
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "model"
+        model.save(path, **save_kwargs)
+        return keras.models.load_model(path)
+
+
+def model_test(model, dataset_or_loader, run_eagerly: bool = True, optimizer="adam", epochs: int = 1,
+               reload_model: bool = False, fit_kwargs=None, **compile_kwargs):
+    """Compile and fit ``model`` one step per epoch; with ``reload_model`` also save it, load it in
+    Keras, check the two predict alike and that the loaded one trains. Returns ``(model, history)``
+    (the loaded model with ``reload_model``)."""
+    from tt_tf.data.loader import Loader, sample_batch
+    from tt_tf.io.dataset import Dataset
+    model.compile(run_eagerly=run_eagerly, optimizer=optimizer, **compile_kwargs)
+    loader = Loader(dataset_or_loader, batch_size=50) if isinstance(dataset_or_loader, Dataset) \
+        else dataset_or_loader
+    history = model.fit(loader, epochs=epochs, steps_per_epoch=1, **(fit_kwargs or {}))
+    if not reload_model:
+        assert isinstance(model.from_config(model.get_config()), type(model))
+        return model, history
+    loaded = _saved_and_loaded(model)
+    assert isinstance(loaded, type(model)), f"loaded a {type(loaded).__name__}, saved a {type(model).__name__}"
+    batch = [sample_batch(loader, batch_size=50, include_targets=True, prepare_features=False)]
+    expected, got = model.predict(iter(batch)), loaded.predict(iter(batch))
+    for want, have in zip(tf.nest.flatten(expected), tf.nest.flatten(got)):
+        np.testing.assert_allclose(want, have, atol=1e-4)
+    loaded.compile(run_eagerly=run_eagerly, optimizer=optimizer, **compile_kwargs)
+    loaded.fit(iter(batch))
+    return loaded, history
+
+
+def test_model_signature(model, input_names, output_names):
+    """The serving signature of ``model`` (saved and loaded when it has none) takes exactly
+    ``input_names`` and gives ``output_names``."""
+    signature = (getattr(model, "signatures", None) or {}).get("serving_default")
+    if signature is None:
+        signature = _saved_and_loaded(model, include_optimizer=False).signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == set(input_names)
+    assert set(signature.structured_outputs) == set(output_names)
+
+
+test_model_signature.__test__ = False  # a helper that pytest must not collect
+
+
+def string_test(actual, expected):
+    np.testing.assert_array_equal(actual, expected)
+
+
+def numeric_test(actual, expected):
+    np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-6)
+
+
+__all__ = ["assert_serialization", "mark_run_eagerly_modes", "model_test", "numeric_test", "string_test",
+           "test_model_signature"]
