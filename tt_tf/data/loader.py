@@ -15,7 +15,7 @@ import pandas as pd
 
 from tt_tf._keras import tf
 from tt_tf.data.raw_values import raw_array
-from tt_tf.data.schema import Schema, Tags
+from tt_tf.data.schema import ColumnSchema, Schema, Tags
 
 SHUFFLE_BUFFER = 1_000_000  # rows: the whole table up to this size, a window of it beyond
 
@@ -151,7 +151,6 @@ _ROW = "__row__"
 
 def _named_columns(schema: Schema, categorical, continuous, labels) -> Schema:
     """The schema of Merlin's ``cat_names`` / ``cont_names`` / ``label_names``, in that order."""
-    from tt_tf.data.schema import ColumnSchema
     unknown = [name for name in [*categorical, *continuous, *labels] if name not in schema]
     if unknown:
         raise ValueError(f"Loader: columns {unknown} are not in the data (columns: {schema.column_names})")

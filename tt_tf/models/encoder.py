@@ -9,6 +9,11 @@ from tt_tf.data.schema import Schema
 from tt_tf.layers.input_block import InputBlock
 
 
+def list_col_to_ragged(values, offsets) -> tf.RaggedTensor:
+    """A ragged list column from Merlin's ``__values`` / ``__offsets`` (row splits) pair."""
+    return tf.RaggedTensor.from_row_splits(tf.reshape(values, [-1]), tf.cast(tf.reshape(offsets, [-1]), tf.int64))
+
+
 def _with_ragged_pairs(features: dict, names) -> dict:
     """Merlin's ``name__values`` / ``name__offsets`` pairs as one ragged column ``name``."""
     pairs = [name for name in names if name not in features and f"{name}__values" in features]
@@ -16,9 +21,7 @@ def _with_ragged_pairs(features: dict, names) -> dict:
         return features
     features = dict(features)
     for name in pairs:
-        values, offsets = features.pop(f"{name}__values"), features.pop(f"{name}__offsets")
-        features[name] = tf.RaggedTensor.from_row_splits(tf.reshape(values, [-1]),
-                                                         tf.cast(tf.reshape(offsets, [-1]), tf.int64))
+        features[name] = list_col_to_ragged(features.pop(f"{name}__values"), features.pop(f"{name}__offsets"))
     return features
 
 

@@ -27,6 +27,11 @@ SAMPLER_NAMES = ("in-batch", "popularity")
 MIN_FALSE_NEGATIVE_SCORE = -1e8
 
 
+def _sampler_name(sampler) -> str:
+    """A sampler given by name, as the names are compared (``"in_batch"`` is ``"in-batch"``)."""
+    return str(sampler).replace("_", "-").lower()
+
+
 class ContrastiveOutput(keras.layers.Layer):
     """Merlin's ``ContrastiveOutput`` for ``TwoTowerModelV2(outputs=...)``.
 
@@ -104,7 +109,7 @@ class ContrastiveOutput(keras.layers.Layer):
     def _sampler(self, sampler, candidate_tower, candidate_id_tag):
         if isinstance(sampler, NegativeSampler):
             return sampler
-        name = str(sampler).replace("_", "-").lower()
+        name = _sampler_name(sampler)
         if name == "in-batch":
             return InBatchSampler()
         if name == "popularity":
@@ -137,10 +142,7 @@ class ContrastiveOutput(keras.layers.Layer):
         positive = tf.reduce_sum(query * candidate, axis=-1, keepdims=True) / self.logits_temperature
         if not training:
             return positive
-        names = [str(s).replace("_", "-").lower() if not isinstance(s, NegativeSampler) else None
-                 for s in self.negative_samplers]
-        if not all(name == "in-batch" or isinstance(s, InBatchSampler)
-                   for name, s in zip(names, self.negative_samplers)):
+        if not all(isinstance(s, InBatchSampler) or _sampler_name(s) == "in-batch" for s in self.negative_samplers):
             raise ValueError("ContrastiveOutput called on its own draws in-batch negatives only; catalogue "
                              "samplers need the candidate tower: use them in TwoTowerModelV2 / RetrievalModelV2")
         negatives = tf.matmul(query, candidate, transpose_b=True) / self.logits_temperature
