@@ -81,6 +81,7 @@ def test_bad_config(files, tmp_path, capsys):
     assert_one_line_error(code, err, "logits_temperature")
 
 
+@pytest.mark.slow  # a real process: the default run stays under its time budget
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-m", "tt_tf.cli", "train", "--interactions", str(tmp_path / "x.csv"),
@@ -91,6 +92,7 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == expected
 
 
+@pytest.mark.slow  # the whole CLI path end to end (about 14 s): the default run stays under its time budget
 def test_train_embed_evaluate_end_to_end(files, tmp_path, capsys):
     (tmp_path / "config.yaml").write_text(
         "epochs: 1\nbatch_size: 64\nquery_dimensions: [16, 8]\ncandidate_dimensions: [16, 8]\nid_embedding_dim: 8\n")

@@ -116,6 +116,7 @@ def test_history_encoder_auto_follows_the_history_mode():
         assert (query.input_block.history_encoder is not None) == attends
 
 
+@pytest.mark.slow  # trains once per history mode (about 8 s): the default run stays under its time budget
 def test_known_positive_masking_auto_follows_the_history_mode(tiny_tables):
     from tt_tf.training.config import TrainConfig
     from tt_tf.training.train import resolve_known_positive_masking, train_model

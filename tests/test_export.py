@@ -88,6 +88,7 @@ print(json.dumps(sorted(m for m in sys.modules
 """
 
 
+@pytest.mark.slow  # a fresh process: the default run stays under its time budget
 def test_exported_towers_match_in_memory_model_in_fresh_process(bundle, tiny_tables, tmp_path):
     assert_fresh_process_matches(bundle, tiny_tables, tmp_path)
 

@@ -176,6 +176,7 @@ def test_prepared_rows_follow_the_flatten_schema(flat_files):
     np.testing.assert_array_equal(rows["timestamp"], stamps)
 
 
+@pytest.mark.slow  # every alignment step through the CLI (about 8 s): the default run stays under its time budget
 def test_every_step_through_the_cli_is_in_the_manifest(flat_files, tmp_path, capsys):
     alignment = {"value_feature": "price", "cost_feature": "cost", "debiaser": {"fit_rows": "explore"},
                  "light_ranker": {"hidden_dims": [8]}, "soft_label_features": ["ranker_accepted"],

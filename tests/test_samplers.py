@@ -248,6 +248,7 @@ def test_known_positive_masking_never_masks_the_own_positive():
 
 
 # ---------------------------------------------------------------- config and manifest
+@pytest.mark.slow  # one CLI training per sampler option (about 14 s): the default run stays under its time budget
 def test_every_sampler_option_reachable_from_config_and_recorded(tiny_tables, tmp_path):
     import json
 
