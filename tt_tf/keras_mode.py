@@ -39,8 +39,10 @@ def _resolved_keras_version():
     module = tf.keras
     # `from tensorflow.keras import x` binds tf.keras to a module named "tensorflow.keras" that
     # is tf_keras's own API package: its file, not its name, says which Keras it is
-    where = (getattr(module, "__name__", "") or "") + " " + (getattr(module, "__file__", "") or "")
-    if "tf_keras" in where:
+    # (Keras 3's own shim lives in keras/_tf_keras/, so match whole name and path parts)
+    name = getattr(module, "__name__", "") or ""
+    path_parts = os.path.normpath(getattr(module, "__file__", "") or "").split(os.sep)
+    if name.split(".")[0] == "tf_keras" or "tf_keras" in path_parts:
         return "2 (tf_keras)"
     keras_module = sys.modules.get("keras")
     return str(getattr(keras_module, "__version__", "3"))
