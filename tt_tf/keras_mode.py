@@ -65,6 +65,7 @@ def ensure_legacy_keras():
 # checks the list against the sources
 KERAS_OBJECT_MODULES = (
     "tt_tf.alignment.debias", "tt_tf.alignment.light_ranker", "tt_tf.alignment.model", "tt_tf.alignment.reward",
+    "tt_tf.inputs.embedding_table",
     "tt_tf.layers.history", "tt_tf.layers.input_block", "tt_tf.layers.mlp", "tt_tf.layers.sequential",
     "tt_tf.metrics.topk",
     "tt_tf.models.encoder", "tt_tf.models.topk_encoder", "tt_tf.models.two_tower", "tt_tf.negatives.base",

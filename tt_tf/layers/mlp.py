@@ -122,6 +122,13 @@ class MLPBlock(keras.layers.Layer):
             x = layer(x, training=training) if not isinstance(layer, DenseLayer) else layer(x)
         return x
 
+    def copy(self) -> "MLPBlock":
+        """A new, unbuilt block with the same settings and its own weights (Merlin's
+        ``Block.copy``: the candidate tower's MLP shaped as the query tower's)."""
+        config = self.get_config()
+        config.pop("name", None)
+        return type(self).from_config(config)
+
     def get_config(self):
         config = super().get_config()
         serialized = {key: (keras.utils.serialize_keras_object(value) if value is not None and

@@ -245,26 +245,40 @@ class TopKMetricsAggregator(keras.metrics.Metric):
 
 
 class RankMetrics:
-    """The top-K metrics a model updates from ranks, shown among its ``metrics``. They are kept
-    out of Keras's tracking (so out of checkpoints): which metrics ``compile`` chose is no
-    state of the model, and a model saved after ``compile(metrics=...)`` loads into one built
-    with the defaults."""
+    """The metrics ``compile`` gives a retrieval model, shown among its ``metrics``: top-K metrics
+    (updated from each row's rank, no [B, N] pass) and other Keras metrics such as
+    ``keras.metrics.AUC(from_logits=True)`` (updated from the one-hot targets and the logits in
+    Merlin's layout, which the model then builds). A ``TopKMetricsAggregator`` adds its metrics.
+    They are kept out of Keras's tracking (so out of checkpoints): which metrics ``compile``
+    chose is no state of the model, and a model saved after ``compile(metrics=...)`` loads into
+    one built with the defaults."""
 
     @property
     def rank_metrics(self) -> list:
         return self.__dict__.get("_rank_metrics", [])
 
+    @property
+    def logits_metrics(self) -> list:
+        return self.__dict__.get("_logits_metrics", [])
+
     def set_rank_metrics(self, metrics) -> None:
         metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-        wrong = [type(m).__name__ for m in metrics if not isinstance(m, TopKMetric)]
+        flat = []
+        for metric in metrics:
+            if isinstance(metric, str):
+                metric = keras.metrics.get(metric)
+            flat.extend(metric.topk_metrics if isinstance(metric, TopKMetricsAggregator) else [metric])
+        wrong = [type(m).__name__ for m in flat if not isinstance(m, keras.metrics.Metric)]
         if wrong:
-            raise ValueError(f"metrics must be top-K metrics (RecallAt, NDCGAt, MRRAt, PrecisionAt, AvgPrecisionAt); "
-                             f"got {wrong}")
-        self.__dict__["_rank_metrics"] = metrics  # a plain attribute: Keras does not track it
+            raise ValueError(f"metrics must be Keras metrics (RecallAt, NDCGAt, MRRAt, PrecisionAt, AvgPrecisionAt, "
+                             f"keras.metrics.AUC(from_logits=True), ...); got {wrong}")
+        # plain attributes: Keras does not track them
+        self.__dict__["_rank_metrics"] = [m for m in flat if isinstance(m, TopKMetric)]
+        self.__dict__["_logits_metrics"] = [m for m in flat if not isinstance(m, TopKMetric)]
 
     @property
     def metrics(self):
-        return super().metrics + self.rank_metrics
+        return super().metrics + self.rank_metrics + self.logits_metrics
 
 
 def default_metrics(k: int = 10) -> list:

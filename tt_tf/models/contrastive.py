@@ -114,4 +114,25 @@ def contrastive_rows(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tenso
     return RowLosses(loss, rank)
 
 
-__all__ = ["MASKED_LOGIT", "RowLosses", "contrastive_rows", "excluded_columns"]
+def positive_first_logits(query: tf.Tensor, candidates: tf.Tensor, excluded: tf.Tensor,
+                          positive_columns: tf.Tensor | None = None) -> tuple:
+    """Merlin's layout of the scores: ``[B, 1 + N]`` logits, column 0 each row's positive and then
+    every column (those ``excluded`` from the row's negatives at ``MASKED_LOGIT``), and the
+    ``[B, N]`` mask of the valid negatives. What losses other than the softmax and Keras metrics
+    over logits read; one [B, N] pass more than ``contrastive_rows``.
+
+    Example (row 0's positive is column 0, which it excludes; column 1 is its negative):
+        >>> logits, valid = positive_first_logits(tf.constant([[1.0]]), tf.constant([[2.0], [3.0]]),
+        ...                                       tf.constant([[True, False]]))
+        >>> logits.numpy().tolist(), valid.numpy().tolist()
+        ([[2.0, -1000000000.0, 3.0]], [[False, True]])
+    """
+    rows = tf.shape(query)[0]
+    own_columns = tf.range(rows) if positive_columns is None else positive_columns
+    scores = tf.cast(tf.matmul(query, candidates, transpose_b=True), tf.float32)
+    positive = tf.cast(tf.reduce_sum(query * tf.gather(candidates, own_columns), axis=-1), tf.float32)
+    valid = tf.logical_not(excluded)
+    return tf.concat([positive[:, None], tf.where(valid, scores, MASKED_LOGIT)], axis=1), valid
+
+
+__all__ = ["MASKED_LOGIT", "RowLosses", "contrastive_rows", "excluded_columns", "positive_first_logits"]

@@ -14,6 +14,7 @@ import pandas as pd
 from tt_tf._keras import tf
 from tt_tf.data.loader import as_tf_dataset, column_tensor, keras_arguments
 from tt_tf.data.schema import ColumnSchema, Schema, Tags
+from tt_tf.losses.logits import loss_name
 from tt_tf.metrics.topk import RankMetrics
 
 
@@ -49,15 +50,34 @@ class RetrievalMethods(RankMetrics):
     ``candidate_tower``, ``candidate_id_feature``, ``negative_samplers`` and ``rank_metrics``."""
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        """Keras's ``compile``. ``metrics``: ``RecallAt``, ``NDCGAt``, ``MRRAt``, ``PrecisionAt``,
-        ``AvgPrecisionAt`` (in-batch during ``fit`` and ``evaluate``, as in Merlin); they replace
-        the default in-batch recall. The loss is the model's own: ``loss`` must stay None."""
-        if loss is not None:
-            raise ValueError("compile(loss=...): the two-tower model trains its contrastive loss; leave loss=None "
-                             "and choose negatives with negative_samplers or ContrastiveOutput")
+        """Keras's ``compile``.
+
+        Args:
+            loss: None or ``"categorical_crossentropy"`` (the sampled softmax, computed without
+                the [rows x columns] logits), or ``"binary_crossentropy"``, ``"bpr"``, ``"bpr-max"``,
+                ``"top1"`` over Merlin's logits layout (``tt_tf.losses.logits``).
+            metrics: ``RecallAt``, ``NDCGAt``, ``MRRAt``, ``PrecisionAt``, ``AvgPrecisionAt``, a
+                ``TopKMetricsAggregator``, or Keras metrics over the logits (``keras.metrics.AUC(
+                from_logits=True)``); in-batch during ``fit`` and ``evaluate``, as in Merlin. They
+                replace the default in-batch recall.
+        """
+        name = "categorical_crossentropy" if loss is None else loss_name(loss)
+        if name != "categorical_crossentropy" and getattr(self, "num_hard_negatives", None) is not None:
+            raise ValueError(f"loss={loss!r} reads every negative: it does not combine with num_hard_negatives "
+                             f"(leave loss=None for hard-negative mining)")
+        self.__dict__["_loss_name"] = name  # a setting of this compile, not model state
         if metrics is not None:
             self.set_rank_metrics(metrics)
         return super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def loss_name(self) -> str:
+        return self.__dict__.get("_loss_name", "categorical_crossentropy")
+
+    @property
+    def needs_logits(self) -> bool:
+        """Whether the loss or a compiled metric reads the [rows, 1 + columns] logits."""
+        return self.loss_name != "categorical_crossentropy" or bool(self.logits_metrics)
 
     def train_step(self, inputs):
         return self._epoch_means(super().train_step(inputs), inputs)
@@ -76,17 +96,20 @@ class RetrievalMethods(RankMetrics):
         global_rows = context.all_reduce("sum", rows) if context is not None and \
             context.num_replicas_in_sync > 1 else rows
         loss = logs["loss"] * global_rows / tf.maximum(rows, 1.0)
-        values = {"loss": loss, "regularization_loss": logs["regularization_loss"],
-                  "total_loss": loss + logs["regularization_loss"]}
+        values = {"loss": loss, "regularization_loss": logs["regularization_loss"]}
         for name, tracker in self.epoch_loss_means.items():
             tracker.update_state(values[name], sample_weight=rows)
             logs[name] = tracker.result()
+        # Merlin's keys: "loss" the epoch's mean so far, "loss_batch" this batch's
+        logs.pop("total_loss", None)
+        logs["loss_batch"] = loss
         return logs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True, **kwargs):
         """Keras's ``fit``, also on a ``tt_tf.io.Dataset``, a ``Loader`` or a DataFrame (batched by
         ``batch_size``, validation data too). A catalogue sampler still without items (Merlin's
         ``PopularityBasedSamplerV2``) gets the training data's distinct candidates first."""
+        kwargs.pop("train_metrics_steps", None)  # Merlin's: metrics every N steps; here every step
         self._attach_catalogues(x)
         validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
         data, batch_size = keras_arguments(x, batch_size, shuffle)

@@ -9,7 +9,8 @@ from tt_tf._keras import keras, tf
 from tt_tf.data.schema import Tags
 from tt_tf.layers.tokens import as_tokens, fingerprints
 from tt_tf.metrics.topk import RecallAt
-from tt_tf.models.contrastive import contrastive_rows, excluded_columns
+from tt_tf.losses.logits import row_losses
+from tt_tf.models.contrastive import contrastive_rows, excluded_columns, positive_first_logits
 from tt_tf.models.encoder import Encoder
 from tt_tf.models.retrieval import RetrievalMethods
 from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
@@ -17,7 +18,7 @@ from tt_tf.negatives.catalogue import CatalogueSampler
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
 from tt_tf.negatives.memory import CrossBatchMemory
 
-LOSS_KEYS = ("loss", "regularization_loss", "total_loss")
+LOSS_KEYS = ("loss", "regularization_loss")
 
 
 class LogitsInputs(NamedTuple):
@@ -342,6 +343,7 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
         from their own rows, hard-negative mining would pick repeats, memory columns are
         older copies of an id, and sparse features do not gather."""
         return (self.unique_candidates and names is not None and self.downscore_false_negatives
+                and not self.needs_logits
                 and self.num_hard_negatives is None
                 and all(s.columns_carry_gradients for s in self.negative_samplers)
                 and not any(isinstance(features[name], tf.SparseTensor) for name in names))
@@ -371,16 +373,25 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
             query = tf.concat([query, tf.ones_like(query[:, :1])], axis=1)
             candidates = tf.concat([candidates, -tf.cast(log_counts, candidates.dtype)[:, None]], axis=1)
         # a column holding row i's positive id (other than column i) is no negative of row i
-        excluded = None if own_column_only else excluded_columns(
+        excluded = None if own_column_only and not self.needs_logits else excluded_columns(
             rows, ids if self.downscore_false_negatives else None, mask, tf.shape(candidates)[0], positive_columns)
-        losses = contrastive_rows(query, candidates, excluded, self.num_hard_negatives, positive_columns,
-                                  column_log_counts)
-        loss = losses.loss
+        if self.needs_logits:  # compile's loss or metrics read the logits themselves
+            logits, valid = positive_first_logits(query, candidates, excluded, positive_columns)
+            loss = row_losses(self.loss_name, logits, valid)
+            rank = tf.reduce_sum(tf.cast(tf.logical_and(valid, logits[:, 1:] > logits[:, :1]), tf.int32), axis=1)
+            if compute_batch_metrics:
+                targets = tf.one_hot(tf.zeros([rows], tf.int32), tf.shape(logits)[1])
+                for metric in self.logits_metrics:
+                    metric.update_state(targets, logits, sample_weight=sample_weight)
+        else:
+            losses = contrastive_rows(query, candidates, excluded, self.num_hard_negatives, positive_columns,
+                                      column_log_counts)
+            loss, rank = losses.loss, losses.rank
         if sample_weight is not None:
             loss = loss * tf.cast(tf.reshape(sample_weight, [-1]), loss.dtype)
         if compute_batch_metrics:
             for metric in self.rank_metrics:
-                metric.update_from_ranks(losses.rank, sample_weight=sample_weight)
+                metric.update_from_ranks(rank, sample_weight=sample_weight)
         return tf.reduce_sum(loss) / tf.cast(tf.maximum(global_rows, 1), loss.dtype)
 
     def compute_loss(self, features, training=False):

@@ -68,6 +68,35 @@ def test_model_signature(model, input_names, output_names):
 test_model_signature.__test__ = False  # a helper that pytest must not collect
 
 
+def layer_test(layer_cls, args=None, kwargs=None, input_data=None, expected_output_shape=None,
+               expected_output_dtype=None, supports_masking=None, **unused):
+    """Build ``layer_cls(*args, **kwargs)``, call it on ``input_data`` and check the output's shape
+    (``None`` dims match anything) and dtype, ``supports_masking``, and that the layer rebuilt
+    from its config gives the same shape. Returns the output."""
+    layer = layer_cls(*(args or []), **(kwargs or {}))
+    output = layer(input_data)
+    if expected_output_shape is not None:
+        assert tf.TensorShape(expected_output_shape).is_compatible_with(output.shape), \
+            f"output shape {output.shape}, expected {expected_output_shape}"
+    if expected_output_dtype is not None:
+        assert output.dtype == tf.as_dtype(expected_output_dtype), f"output dtype {output.dtype}"
+    if supports_masking is not None:
+        assert layer.supports_masking == supports_masking
+    copy = layer_cls.from_config(layer.get_config())
+    assert copy(input_data).shape == output.shape
+    return output
+
+
+def assert_output_shape(output, expected_output_shape):
+    """``output``'s shape (a tensor's, a shape, or a dict of them) equals ``expected_output_shape``."""
+    if isinstance(expected_output_shape, dict):
+        for key, expected in expected_output_shape.items():
+            assert_output_shape(output[key], expected)
+        return
+    shape = output.shape if hasattr(output, "shape") else output
+    assert list(shape) == list(expected_output_shape), f"shape {list(shape)}, expected {list(expected_output_shape)}"
+
+
 def string_test(actual, expected):
     np.testing.assert_array_equal(actual, expected)
 
@@ -76,5 +105,5 @@ def numeric_test(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-6)
 
 
-__all__ = ["assert_serialization", "mark_run_eagerly_modes", "model_test", "numeric_test", "string_test",
+__all__ = ["assert_output_shape", "assert_serialization", "layer_test", "mark_run_eagerly_modes", "model_test", "numeric_test", "string_test",
            "test_model_signature"]

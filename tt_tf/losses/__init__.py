@@ -1,0 +1,1 @@
+"""Losses over retrieval logits (Merlin's loss names)."""
