@@ -37,8 +37,10 @@ _EXPORTS = {
     "infer_schema": "tt_tf.data.schema",
     # Merlin's names (docs/porting-from-merlin.md): adapters over the objects above
     "InputBlockV2": "tt_tf.inputs.base", "Embeddings": "tt_tf.inputs.embedding",
-    "infer_embedding_dim": "tt_tf.inputs.embedding", "EmbeddingTable": "tt_tf.inputs.embedding_table",
-    "ContrastiveOutput": "tt_tf.outputs.contrastive", "DotProduct": "tt_tf.outputs.base",
+    "infer_embedding_dim": "tt_tf.inputs.embedding",
+    "EmbeddingTable": "tt_tf.inputs.embedding_table",
+    "ContrastiveOutput": "tt_tf.outputs.contrastive", "Candidate": "tt_tf.outputs.candidate",
+    "DotProduct": "tt_tf.outputs.base",
     "InBatchSamplerV2": "tt_tf.outputs.sampling.in_batch",
     "PopularityBasedSamplerV2": "tt_tf.outputs.sampling.popularity",
     "PopularityLogitsCorrection": "tt_tf.transforms.bias", "ToTarget": "tt_tf.transforms.features",

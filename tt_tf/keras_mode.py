@@ -70,7 +70,7 @@ KERAS_OBJECT_MODULES = (
     "tt_tf.metrics.topk",
     "tt_tf.models.encoder", "tt_tf.models.topk_encoder", "tt_tf.models.two_tower", "tt_tf.negatives.base",
     "tt_tf.negatives.catalogue", "tt_tf.negatives.frequency", "tt_tf.negatives.known_positives",
-    "tt_tf.negatives.memory", "tt_tf.outputs.base", "tt_tf.training.optimizers",
+    "tt_tf.negatives.memory", "tt_tf.outputs.base", "tt_tf.outputs.topk", "tt_tf.training.optimizers",
 )
 
 

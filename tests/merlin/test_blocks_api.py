@@ -36,8 +36,13 @@ def test_embeddings_dims_and_refusals(schema):
     assert mm.Embeddings(schema).schema.column_names == ["movieId", "genres"]  # categorical columns only
     assert mm.Embeddings(schema, infer_embedding_sizes=True, infer_embedding_sizes_multiplier=8.0).embedding_dims == \
         {"movieId": 24, "genres": 16}  # ceil(8 * 21 ** 0.25) = 18 -> 24, ceil(8 * 10 ** 0.25) = 15 -> 16
-    with pytest.raises(ValueError, match="embeddings_initializer"):
-        mm.Embeddings(schema, embeddings_initializer="zeros")
+    zeros = mm.Embeddings(schema, embeddings_initializer="zeros", embeddings_regularizer=tf.keras.regularizers.L2(0.1))
+    vectors = zeros({"movieId": tf.constant([3]), "genres": tf.ragged.constant([[3, 4]], tf.int64)})
+    assert float(tf.reduce_sum(tf.abs(vectors))) == 0.0 and len(zeros.losses) == 2  # one L2 term per table
+    assert zeros.from_config(zeros.get_config()).embeddings_initializer.__class__ \
+        is zeros.embeddings_initializer.__class__
+    with pytest.raises(ValueError, match="activity_regularizer"):
+        mm.Embeddings(schema, activity_regularizer="l2")
     with pytest.raises(ValueError, match="no categorical"):
         mm.Embeddings(schema.select_by_tag(Tags.CONTINUOUS))
 

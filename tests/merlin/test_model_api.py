@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tt_tf as mm
+from tt_tf._keras import tf
 from tt_tf.evaluation.full_catalogue import FullCatalogueEvaluator
 from tt_tf.models.two_tower import TwoTowerModel
 from tt_tf.schema import Tags
@@ -46,7 +47,7 @@ def test_defaults_follow_merlins_signature(movielens):
         mm.TwoTowerModelV2(query, candidate, negative_samplers="cross-batch")
     with pytest.raises(ValueError, match="loss"):
         mm.TwoTowerModelV2(query, candidate).compile(loss="mse")
-    with pytest.raises(ValueError, match="top-K metrics"):
+    with pytest.raises(ValueError, match="Keras metrics"):
         mm.TwoTowerModelV2(query, candidate).compile(metrics=["accuracy"])
 
 
@@ -93,7 +94,8 @@ def test_top_k_encoder_evaluates_the_full_catalogue_like_the_evaluator(trained, 
     topk.compile()
     loader = mm.Loader(valid, batch_size=50, shuffle=False).map(mm.ToTarget(valid.schema, "movieId"))
     metrics = topk.evaluate(loader, return_dict=True, verbose=0)
-    assert set(metrics) == {"recall_at_10", "mrr_at_10", "ndcg_at_10", "map_at_10", "precision_at_10"}
+    assert set(metrics) == {"recall_at_10", "mrr_at_10", "ndcg_at_10", "map_at_10", "precision_at_10",
+                            "loss", "loss_batch", "regularization_loss"}  # Merlin's keys; no loss (all 0)
     # the same vectors ranked by the project's evaluator
     item_table = model.candidate_embeddings(items, index=Tags.ITEM_ID, batch_size=32).compute()
     users = unique_rows_by_features(valid, Tags.USER, Tags.USER_ID)
@@ -116,3 +118,18 @@ def test_top_k_encoder_evaluates_the_full_catalogue_like_the_evaluator(trained, 
         topk.fit(loader)
     with pytest.raises(ValueError, match="candidates"):
         model.to_top_k_encoder(None)
+
+
+def test_compile_loss_bpr_max_trains_and_reports_auc_over_the_logits(movielens):
+    """Merlin's compile(loss="bpr-max", metrics=[AUC(from_logits=True)]): the logits path."""
+    model = mm.TwoTowerModelV2(*towers(movielens[0].schema))
+    data = movielens[0]
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss="bpr-max",
+                  metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
+    history = model.fit(data, batch_size=64, epochs=3, verbose=0)
+    assert set(history.history) == {"loss", "loss_batch", "regularization_loss", "auc"}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert 0.5 < history.history["auc"][-1] <= 1.0
+    with pytest.raises(ValueError, match="num_hard_negatives"):
+        model.num_hard_negatives = 2
+        model.compile(loss="bpr")

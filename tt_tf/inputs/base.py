@@ -50,7 +50,8 @@ def InputBlockV2(schema: Schema | None = None, categorical=Tags.CATEGORICAL, con
         raise ValueError(f"InputBlockV2: no categorical or continuous column to read in {schema.column_names}")
     options = {} if embeddings is None else dict(
         embedding_dims=embeddings.embedding_dims, sequence_combiner=embeddings.sequence_combiner,
-        embeddings_l2=embeddings.embeddings_l2)
+        embeddings_l2=embeddings.embeddings_l2, embeddings_initializer=embeddings.embeddings_initializer,
+        embeddings_regularizer=embeddings.embeddings_regularizer)
     return InputBlock(Schema(columns), **options)
 
 

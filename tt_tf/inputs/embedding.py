@@ -37,8 +37,9 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
         l2_batch_regularization_factor: L2 penalty on the looked-up vectors.
         infer_embedding_sizes, infer_embedding_sizes_multiplier: Merlin's older options (in
             ``**kwargs``): True infers every dimension (the default), the multiplier is the rule's.
-        embeddings_initializer, embeddings_regularizer, activity_regularizer, trainable,
-            table_cls, pre, post, aggregation: Merlin's; only their defaults are supported.
+        embeddings_initializer, embeddings_regularizer: the tables' (Keras ``Embedding``'s).
+        activity_regularizer, trainable, table_cls, pre, post, aggregation: Merlin's; only their
+            defaults are supported.
 
     Example:
         >>> block = Embeddings(schema.select_by_tag(Tags.ITEM), dim=32)
@@ -46,7 +47,6 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
         [32]
     """
     unsupported = {name: value for name, value in dict(
-        embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
         activity_regularizer=activity_regularizer, trainable=trainable, table_cls=table_cls, pre=pre, post=post,
         aggregation=aggregation).items() if value is not None}
     if unsupported:
@@ -74,6 +74,7 @@ def Embeddings(schema: Schema, dim=None, infer_dim_fn=infer_embedding_dim, seque
         dims[column.embedding_table] = int(size) if size else int(infer_dim_fn(column))
     return InputBlock(categorical, embedding_dims=dims, sequence_combiner=sequence_combiner,
                       embeddings_l2=float(l2_batch_regularization_factor or 0.0), name=kwargs.pop("name", block_name),
+                      embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
                       **kwargs)
 
 

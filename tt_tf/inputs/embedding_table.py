@@ -182,7 +182,8 @@ class EmbeddingTable(keras.layers.Layer):
         combiner = self.sequence_combiner
         config.update(
             dim=self.dim, col_schemas=[c.to_dict() for c in self.features.values()], trainable=self.trainable,
-            sequence_combiner=keras.layers.serialize(combiner) if isinstance(combiner, keras.layers.Layer) else combiner,
+            sequence_combiner=keras.layers.serialize(combiner) if isinstance(combiner, keras.layers.Layer)
+            else combiner,
             l2_batch_regularization_factor=self.l2_batch_regularization_factor,
             embeddings_initializer=keras.initializers.serialize(self.table.embeddings_initializer),
             embeddings_regularizer=keras.regularizers.serialize(self.table.embeddings_regularizer)

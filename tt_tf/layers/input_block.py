@@ -34,6 +34,7 @@ class InputBlock(keras.layers.Layer):
         list_dropout: share of list tokens dropped at random in training (0 disables); makes
             pooled histories robust to the one item held out at serving time.
         embeddings_l2: L2 penalty on the looked-up embeddings (0 disables).
+        embeddings_initializer, embeddings_regularizer: the tables' (Keras ``Embedding``'s).
         history_encoder: optional ``HistoryEncoder`` applied to the list columns tagged
             ``Tags.SEQUENCE`` (the user's history of item ids) instead of the pooling: it adds
             masked self-attention over the newest items to the mean (output 2 x the table dim).
@@ -53,7 +54,8 @@ class InputBlock(keras.layers.Layer):
 
     def __init__(self, schema, embedding_dims=None, embedding_dim_multiplier=2.0, max_embedding_dim=64,
                  sequence_combiner="mean", continuous_encoding="bucketize", list_dropout=0.0,
-                 embeddings_l2=0.0, history_encoder=None, embedding_tables=None, **kwargs):
+                 embeddings_l2=0.0, history_encoder=None, embedding_tables=None, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, Schema) else Schema.from_json(_to_json(schema))
         self.feature_schema = Schema(c for c in self.schema if c.is_feature)
@@ -76,6 +78,8 @@ class InputBlock(keras.layers.Layer):
         self.continuous_encoding = continuous_encoding
         self.list_dropout = float(list_dropout)
         self.embeddings_l2 = float(embeddings_l2)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer or "uniform")
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
         if isinstance(history_encoder, dict):
             history_encoder = keras.layers.deserialize(history_encoder)
         if history_encoder is not None and not isinstance(history_encoder, HistoryEncoder):
@@ -124,7 +128,9 @@ class InputBlock(keras.layers.Layer):
             return
         dim = self.embedding_dims.get(table) or embedding_dim_for(
             input_dim, self.embedding_dim_multiplier, maximum=self.max_embedding_dim)
-        tables[table] = keras.layers.Embedding(input_dim, int(dim), name=f"embedding_{table}")
+        tables[table] = keras.layers.Embedding(input_dim, int(dim), embeddings_initializer=self.embeddings_initializer,
+                                               embeddings_regularizer=self.embeddings_regularizer,
+                                               name=f"embedding_{table}")
 
     @property
     def output_dim(self) -> int:
@@ -237,6 +243,9 @@ class InputBlock(keras.layers.Layer):
                       max_embedding_dim=self.max_embedding_dim, sequence_combiner=self.sequence_combiner,
                       continuous_encoding=self.continuous_encoding, list_dropout=self.list_dropout,
                       embeddings_l2=self.embeddings_l2,
+                      embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+                      embeddings_regularizer=keras.regularizers.serialize(self.embeddings_regularizer)
+                      if self.embeddings_regularizer is not None else None,
                       history_encoder=keras.layers.serialize(self.history_encoder) if self.history_encoder else None)
         return config
 

@@ -2,24 +2,18 @@
 retrieval and evaluation (Merlin's ``TopKEncoder``, from ``to_top_k_encoder``)."""
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
 from tt_tf.data.loader import keras_arguments, loader_specs
 from tt_tf.metrics.topk import RankMetrics, default_metrics
+from tt_tf.outputs.prediction import TopKPrediction
+from tt_tf.outputs.topk import BruteForce
 
 STRATEGIES = ("brute-force-topk",)
 # the rank of a target that is not among the candidates: beyond every cut-off
 MISSING_RANK = 2 ** 30
-
-
-class TopKPrediction(NamedTuple):
-    """What ``predict`` gives: the k best scores and their candidates' ids, per query."""
-    scores: np.ndarray
-    identifiers: np.ndarray
 
 
 def candidate_table(candidates) -> tuple:
@@ -68,28 +62,33 @@ class TopKEncoder(RankMetrics, keras.Model):
             raise ValueError(f"topk_layer must be one of {STRATEGIES} (exact top-K), got {topk_layer!r}")
         if pre is not None or post is not None:
             raise ValueError("TopKEncoder: pre and post are not supported")
-        if candidates is not None:
-            ids, vectors = candidate_table(candidates)
-        elif num_candidates is not None and candidate_dim is not None and id_dtype is not None:
-            ids = np.full([num_candidates], "", object) if id_dtype == "string" \
-                else np.zeros([num_candidates], id_dtype)
-            vectors = np.zeros([num_candidates, candidate_dim], np.float32)
-        else:
+        if candidates is None and (num_candidates is None or candidate_dim is None or id_dtype is None):
             raise ValueError("TopKEncoder needs candidates (their vectors indexed by id)")
-        if len(ids) < 1:
-            raise ValueError("TopKEncoder: candidates is empty")
-        if int(k) < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        ids = ids.astype(np.int64) if np.issubdtype(np.asarray(ids).dtype, np.integer) else ids.astype(str)
         self.query_encoder = query_encoder
-        self.k = int(k)
         self.target = target
         self.topk_layer_name = topk_layer
-        self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
-        self.candidate_ids = tf.Variable(ids, trainable=False, name="candidate_ids")
+        self.topk_layer = BruteForce(k=k, num_candidates=num_candidates, candidate_dim=candidate_dim,
+                                     id_dtype=id_dtype or "int32")
+        if candidates is not None:
+            ids, vectors = candidate_table(candidates)
+            if len(ids) < 1:
+                raise ValueError("TopKEncoder: candidates is empty")
+            self.topk_layer.index(vectors, _id_tensor(ids))
         self.set_rank_metrics(default_metrics(10))
         if hasattr(query_encoder, "schema"):  # Keras saves a model once it knows its inputs: a Loader's batches
             self._set_save_spec(loader_specs(query_encoder.schema))
+
+    @property
+    def k(self) -> int:
+        return self.topk_layer.k
+
+    @property
+    def candidate_vectors(self):
+        return self.topk_layer._candidates
+
+    @property
+    def candidate_ids(self):
+        return self.topk_layer._identifiers
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, k: int | None = None, **kwargs):
         """Keras's ``compile``; ``metrics``: top-K metrics (default ``default_metrics(10)``); ``k``
@@ -97,7 +96,7 @@ class TopKEncoder(RankMetrics, keras.Model):
         if k is not None:
             if int(k) < 1:
                 raise ValueError(f"k must be a positive integer, got {k!r}")
-            self.k = int(k)
+            self.topk_layer.k = int(k)
         if metrics is not None:
             self.set_rank_metrics(metrics)
         return super().compile(optimizer=optimizer, **kwargs)
@@ -108,9 +107,10 @@ class TopKEncoder(RankMetrics, keras.Model):
         query = tf.cast(self.query_encoder(features, training=training), tf.float32)
         return tf.matmul(query, self.candidate_vectors, transpose_b=True)
 
-    def call(self, features, training=False):
-        top = tf.math.top_k(self._scores(features, training), tf.minimum(self.k, tf.shape(self.candidate_ids)[0]))
-        return {"scores": top.values, "identifiers": tf.gather(self.candidate_ids, top.indices)}
+    def call(self, features, training=False, k=None):
+        if isinstance(features, tuple):
+            features = features[0]
+        return self.topk_layer(self.query_encoder(features, training=training), k=k)
 
     def target_ranks(self, scores, targets):
         """How many candidates outscore each row's target (``MISSING_RANK`` if not a candidate)."""
@@ -131,7 +131,29 @@ class TopKEncoder(RankMetrics, keras.Model):
         ranks = self.target_ranks(self._scores(features), targets)
         for metric in self.rank_metrics:
             metric.update_from_ranks(ranks)
-        return {metric.name: metric.result() for metric in self.rank_metrics}
+        # Merlin's keys; nothing is trained here, so there is no loss
+        return {"loss": 0.0, "loss_batch": 0.0, "regularization_loss": 0.0,
+                **{metric.name: metric.result() for metric in self.rank_metrics}}
+
+    def batch_predict(self, dataset, batch_size: int, output_schema=None, **kwargs):
+        """The top-k of every row of ``dataset`` as a ``tt_tf.io.Dataset``: the ``output_schema``
+        columns (e.g. the user id) then ``score_1..k`` and ``id_1..k``."""
+        from tt_tf.data.loader import Loader
+        from tt_tf.io.dataset import Dataset
+        if not isinstance(dataset, Dataset):
+            dataset = Dataset(dataset)
+        schema = self.query_encoder.schema
+        loader = Loader(dataset, batch_size=batch_size, shuffle=False,
+                        schema=dataset.schema.select_by_name(schema.column_names))
+        top = self.predict(loader.to_tf_dataset())
+        frame = dataset.compute().reset_index(drop=True)
+        kept = [] if output_schema is None else output_schema.column_names
+        out = frame[kept].copy()
+        for rank in range(top.scores.shape[1]):
+            out[f"score_{rank + 1}"] = top.scores[:, rank]
+        for rank in range(top.identifiers.shape[1]):
+            out[f"id_{rank + 1}"] = top.identifiers[:, rank]
+        return Dataset(out)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Keras's ``evaluate``, also on a ``Loader`` (or a Dataset with ``batch_size``)."""
@@ -143,7 +165,7 @@ class TopKEncoder(RankMetrics, keras.Model):
         with ``batch_size``, or ``tf.data``)."""
         data, batch_size = keras_arguments(x, batch_size, False)
         out = super().predict(data, batch_size=batch_size, **kwargs)
-        return TopKPrediction(out["scores"], out["identifiers"])
+        return TopKPrediction(*out) if not isinstance(out, dict) else TopKPrediction(out["scores"], out["identifiers"])
 
     def fit(self, *args, **kwargs):
         raise ValueError("a TopKEncoder is not trained: train the two-tower model, then build it with "
@@ -158,7 +180,7 @@ class TopKEncoder(RankMetrics, keras.Model):
     def get_config(self):
         return {"name": self.name, "query_encoder": keras.layers.serialize(self.query_encoder), "k": self.k,
                 "target": self.target, "topk_layer": self.topk_layer_name,
-                "num_candidates": int(self.candidate_vectors.shape[0]),
+                "num_candidates": int(tf.shape(self.candidate_vectors)[0]),
                 "candidate_dim": int(self.candidate_vectors.shape[1]), "id_dtype": self.candidate_ids.dtype.name}
 
     @classmethod
@@ -166,6 +188,16 @@ class TopKEncoder(RankMetrics, keras.Model):
         config = dict(config)
         config["query_encoder"] = keras.layers.deserialize(config["query_encoder"], custom_objects=custom_objects)
         return cls(**config)
+
+
+def _id_tensor(ids):
+    """Candidate ids as a tensor: integers as int32 where they fit (Merlin's identifiers), else
+    int64; anything else as strings."""
+    ids = np.asarray(ids)
+    if np.issubdtype(ids.dtype, np.integer):
+        fits = len(ids) == 0 or (ids.min() >= np.iinfo(np.int32).min and ids.max() <= np.iinfo(np.int32).max)
+        return tf.constant(ids.astype(np.int32 if fits else np.int64))
+    return tf.constant(ids.astype(str))
 
 
 __all__ = ["TopKEncoder", "TopKPrediction", "candidate_table"]

@@ -8,8 +8,8 @@ import tensorflow_recommenders as tfrs
 from tt_tf._keras import keras, tf
 from tt_tf.data.schema import Tags
 from tt_tf.layers.tokens import as_tokens, fingerprints
-from tt_tf.metrics.topk import RecallAt
 from tt_tf.losses.logits import row_losses
+from tt_tf.metrics.topk import RecallAt
 from tt_tf.models.contrastive import contrastive_rows, excluded_columns, positive_first_logits
 from tt_tf.models.encoder import Encoder
 from tt_tf.models.retrieval import RetrievalMethods

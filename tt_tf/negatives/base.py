@@ -65,6 +65,18 @@ class NegativeSampler(keras.layers.Layer):
     columns_carry_gradients = True
     adds_columns = True
 
+    def __call__(self, *args, **kwargs):
+        from tt_tf.outputs.candidate import Candidate
+        if args and isinstance(args[0], Candidate):  # Merlin's protocol: candidates in, candidates out
+            return self.sample_candidates(args[0])
+        return super().__call__(*args, **kwargs)
+
+    def sample_candidates(self, candidates):
+        """Merlin's sampler call: the ``Candidate``s this sampler adds as negatives for a batch
+        whose positives are ``candidates``."""
+        raise ValueError(f"{type(self).__name__} draws candidates through the model's candidate tower; "
+                         f"it cannot be called on a Candidate")
+
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
 
@@ -89,8 +101,15 @@ class InBatchSampler(NegativeSampler):
     needs_item_frequency = True
     adds_columns = False
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True  # no weights, and the model never calls it: saved whole (no "not built" warning)
+
     def call(self, query_embeddings, positive_embeddings, positive_ids, candidate_tower=None, training=None):
         return no_negatives(positive_embeddings)
+
+    def sample_candidates(self, candidates):
+        return candidates  # the batch's positives are the negatives
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
         return log_p + tf.math.log(tf.cast(batch_size, tf.float32))

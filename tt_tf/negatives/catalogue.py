@@ -196,6 +196,20 @@ class CatalogueSampler(NegativeSampler):
         return Negatives(embeddings, as_tokens(features[self.id_feature]),
                          log_mass - tf.math.log(float(count)))
 
+    def sample_candidates(self, candidates):
+        """Merlin's ``PopularityBasedSamplerV2(...)(Candidate)``: ``num_negatives`` distinct ids of
+        ``id_range`` drawn log-uniformly by id (ids counted from ``min_id``), as ``[N, 1]``."""
+        from tt_tf.outputs.candidate import Candidate
+        if self.id_range is None or self.distribution != "log_uniform_ids":
+            raise ValueError("only a sampler over an id range (PopularityBasedSamplerV2) draws Candidate ids "
+                             "without the catalogue's features")
+        low, high = self.id_range
+        positives = tf.reshape(tf.cast(candidates.id, tf.int64), [-1, 1]) - low
+        sampled, _, _ = tf.random.log_uniform_candidate_sampler(
+            tf.clip_by_value(positives, 0, high - low), num_true=1, num_sampled=self.num_negatives, unique=True,
+            range_max=high - low + 1, seed=self.seed)
+        return Candidate(id=tf.cast(sampled + low, candidates.id.dtype)[:, None])
+
     def log_expected_count(self, ids, log_p, batch_size, negatives):
         # ids: tokens on one device, int64 fingerprints across replicas (TwoTowerModel's columns)
         rows = self._rows_of_ids.find(ids, hashed=ids.dtype == tf.int64)

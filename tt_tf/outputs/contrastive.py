@@ -13,12 +13,12 @@ Where tt_tf differs from Merlin (on purpose, each covered by a test):
 from __future__ import annotations
 
 from tt_tf._keras import keras, tf
-from tt_tf.core.prediction import Prediction
 from tt_tf.data.schema import ColumnSchema, Schema, Tags
 from tt_tf.negatives.base import InBatchSampler, NegativeSampler
 from tt_tf.negatives.catalogue import CatalogueSampler
 from tt_tf.negatives.frequency import StreamingItemFrequency
 from tt_tf.outputs.base import DotProduct
+from tt_tf.outputs.prediction import Prediction
 from tt_tf.outputs.sampling.popularity import PopularityBasedSamplerV2
 from tt_tf.transforms.bias import PopularityLogitsCorrection
 

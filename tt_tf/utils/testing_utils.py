@@ -105,5 +105,5 @@ def numeric_test(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-6)
 
 
-__all__ = ["assert_output_shape", "assert_serialization", "layer_test", "mark_run_eagerly_modes", "model_test", "numeric_test", "string_test",
-           "test_model_signature"]
+__all__ = ["assert_output_shape", "assert_serialization", "layer_test", "mark_run_eagerly_modes", "model_test",
+           "numeric_test", "string_test", "test_model_signature"]
