@@ -570,3 +570,17 @@ def embedding_dim_for(cardinality: int, multiplier: float = 2.0, minimum: int = 
     """Merlin's rule: ceil(multiplier * cardinality ** 0.25), rounded up to a multiple of 8."""
     raw = math.ceil(multiplier * max(cardinality, 1) ** 0.25)
     return int(min(maximum, max(minimum, 8 * math.ceil(raw / 8))))
+def one_column_name(schema: Schema, index) -> str:
+    """The one column ``index`` names (a name, a ``ColumnSchema``, a ``Schema`` or a tag)."""
+    if isinstance(index, ColumnSchema):
+        return index.name
+    if isinstance(index, Schema):
+        selected = index
+    elif isinstance(index, str) and index in schema:
+        return index
+    else:
+        selected = schema.select_by_tag(index)
+    if len(selected) != 1:
+        raise ValueError(f"index must name exactly one column; {index!r} selects {selected.column_names}")
+    return selected.first.name
+

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.data.schema import Schema
+from tt_tf.data.schema import Schema, one_column_name
 from tt_tf.layers.input_block import InputBlock
 
 
@@ -133,7 +133,6 @@ class Encoder(keras.Model):
     def _encode_dataset(self, dataset, index, batch_size: int):
         from tt_tf.data.loader import Loader
         from tt_tf.io.dataset import Dataset
-        from tt_tf.models.retrieval import _column_name
         if not isinstance(dataset, Dataset):
             raise ValueError(f"encode(index=...) takes a tt_tf.io.Dataset, a Loader or a DataFrame, got "
                              f"{type(dataset).__name__}")
@@ -146,7 +145,7 @@ class Encoder(keras.Model):
         vectors = self.encode(loader.to_tf_dataset(), batch_size=batch_size)
         frame = pd.DataFrame(vectors, columns=[str(i) for i in range(vectors.shape[1])])
         if index is not None:
-            name = _column_name(dataset.schema, index)
+            name = one_column_name(dataset.schema, index)
             frame.index = pd.Index(dataset.compute()[name].to_numpy(), name=name)
         return Dataset(frame)
 

@@ -1,9 +1,6 @@
-"""Merlin's retrieval-model surface over tt_tf's one model: ``TwoTowerModelV2`` and the methods
-of Merlin's ``RetrievalModelV2`` (``RetrievalMethods``, mixed into ``TwoTowerModel``).
-
-``TwoTowerModelV2`` builds a ``TwoTowerModel`` from Merlin's arguments (its ``outputs``, a
-``ContrastiveOutput``, says which negatives, temperature and corrections). The methods let a
-Merlin program drive it: ``compile(metrics=[RecallAt(10), ...])``, ``fit``/``evaluate`` on a
+"""The methods of Merlin's ``RetrievalModelV2`` (``RetrievalMethods``, mixed into
+``TwoTowerModel``; Merlin's constructors are in ``tt_tf.models.factories``). They let a Merlin
+program drive the model: ``compile(metrics=[RecallAt(10), ...])``, ``fit``/``evaluate`` on a
 ``tt_tf.io.Dataset`` or ``Loader`` with ``batch_size``, ``query_encoder``/``candidate_encoder``,
 ``query_embeddings``/``candidate_embeddings`` and ``to_top_k_encoder``.
 """
@@ -13,24 +10,11 @@ import pandas as pd
 
 from tt_tf._keras import tf
 from tt_tf.data.loader import as_tf_dataset, column_tensor, keras_arguments
-from tt_tf.data.schema import ColumnSchema, Schema, Tags
+from tt_tf.data.schema import Schema, Tags, one_column_name
 from tt_tf.losses.logits import loss_name
 from tt_tf.metrics.topk import RankMetrics
-
-
-def _column_name(schema: Schema, index) -> str:
-    """The one column ``index`` names (a name, a ``ColumnSchema``, a ``Schema`` or a tag)."""
-    if isinstance(index, ColumnSchema):
-        return index.name
-    if isinstance(index, Schema):
-        selected = index
-    elif isinstance(index, str) and index in schema:
-        return index
-    else:
-        selected = schema.select_by_tag(index)
-    if len(selected) != 1:
-        raise ValueError(f"index must name exactly one column; {index!r} selects {selected.column_names}")
-    return selected.first.name
+from tt_tf.models.stall_warning import StallWarning
+from tt_tf.models.topk_encoder import TopKEncoder
 
 
 def dense_catalogue(frame: pd.DataFrame, schema: Schema) -> dict:
@@ -80,7 +64,35 @@ class RetrievalMethods(RankMetrics):
         return self.loss_name != "categorical_crossentropy" or bool(self.logits_metrics)
 
     def train_step(self, inputs):
-        return self._epoch_means(super().train_step(inputs), inputs)
+        """TFRS's step, but the gradient is that of the loss summed over the global batch's rows
+        (TFRS's ``Retrieval`` task sums; the loss shown stays Merlin's mean per row). With the
+        mean, gradients are a batch-size factor smaller, which Adam does not mind but Adagrad
+        (its accumulator starts at 0.1) and SGD do: at Merlin's tutorial settings, Adagrad(0.03)
+        and batches of thousands, the model stays at chance. Regularisation losses are scaled
+        alike, so their balance with the loss is the one the mean gives."""
+        rows = self._global_rows(inputs)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(term) for term in self.losses])
+            total_loss = loss + regularization_loss
+            summed = total_loss * tf.cast(rows, total_loss.dtype)
+        gradients = tape.gradient(summed, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        logs.update(loss=loss, regularization_loss=regularization_loss)
+        return self._epoch_means(logs, inputs)
+
+    @staticmethod
+    def _batch_rows(inputs):
+        features = inputs[0] if isinstance(inputs, tuple) else inputs
+        first = tf.nest.flatten(features)[0]
+        return tf.cast(first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first)[0], tf.float32)
+
+    def _global_rows(self, inputs):
+        rows = self._batch_rows(inputs)
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce("sum", rows) if context is not None and context.num_replicas_in_sync > 1 \
+            else rows
 
     def test_step(self, inputs):
         return self._epoch_means(super().test_step(inputs), inputs)
@@ -89,12 +101,7 @@ class RetrievalMethods(RankMetrics):
         """TFRS's logs hold the batch's loss: replaced by the mean over the epoch so far, by rows.
         Across replicas each one's loss is its share of the global batch's mean (its rows' sum
         over the global rows), so its rows' own mean is the share scaled by global / own rows."""
-        features = inputs[0] if isinstance(inputs, tuple) else inputs
-        first = tf.nest.flatten(features)[0]
-        rows = tf.cast(first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first)[0], tf.float32)
-        context = tf.distribute.get_replica_context()
-        global_rows = context.all_reduce("sum", rows) if context is not None and \
-            context.num_replicas_in_sync > 1 else rows
+        rows, global_rows = self._batch_rows(inputs), self._global_rows(inputs)
         loss = logs["loss"] * global_rows / tf.maximum(rows, 1.0)
         values = {"loss": loss, "regularization_loss": logs["regularization_loss"]}
         for name, tracker in self.epoch_loss_means.items():
@@ -114,8 +121,14 @@ class RetrievalMethods(RankMetrics):
         validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
         data, batch_size = keras_arguments(x, batch_size, shuffle)
         self._remember_inputs(data)
-        return super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
-                           shuffle=shuffle, **kwargs)
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if not any(isinstance(c, StallWarning) for c in callbacks):
+            callbacks.append(StallWarning())
+        history = super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
+                              shuffle=shuffle, callbacks=callbacks, **kwargs)
+        # Keras marks a model built when it calls it; fit calls the towers only: summary() then works
+        self.built = self.built or all(tower.built for tower in (self.query_tower, self.candidate_tower))
+        return history
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         data, batch_size = keras_arguments(x, batch_size, False)
@@ -167,76 +180,12 @@ class RetrievalMethods(RankMetrics):
                          **kwargs):
         """A ``TopKEncoder``: the query tower and every candidate of ``candidates`` (raw candidate
         features, one row per candidate) encoded once, for full-catalogue top-``k``."""
-        from tt_tf.models.topk_encoder import TopKEncoder
         if candidates is None:
             raise ValueError("to_top_k_encoder needs candidates: the candidate features, one row per candidate "
                              "(e.g. unique_rows_by_features(train, Tags.ITEM, Tags.ITEM_ID))")
         embeddings = self.candidate_embeddings(candidates, index=candidate_id, **kwargs)
-        target = _column_name(self.candidate_tower.schema, candidate_id)
+        target = one_column_name(self.candidate_tower.schema, candidate_id)
         return TopKEncoder(self.query_encoder, topk_layer=strategy, candidates=embeddings, k=k, target=target)
 
 
-def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID, outputs=None,
-                    logits_temperature: float = 1.0, negative_samplers=None, schema: Schema | None = None, **kwargs):
-    """Merlin's ``TwoTowerModelV2``: a ``TwoTowerModel`` from Merlin's arguments.
-
-    Args:
-        query_tower, candidate_tower: ``Encoder`` towers.
-        candidate_id_tag: the tag of the candidate id column in the candidate tower's schema.
-        outputs: a ``ContrastiveOutput`` (its samplers, temperature and corrections win), or None.
-        logits_temperature: used without ``outputs``.
-        negative_samplers: used without ``outputs``; None means ``"in-batch"``.
-        schema: the schema of every input feature (kept for reference, as Merlin does).
-        **kwargs: without ``outputs``, ``ContrastiveOutput``'s arguments
-            (``logq_sampling_correction``, ``downscore_false_negatives``, ...) and then
-            ``TwoTowerModel``'s.
-
-    Example:
-        >>> model = TwoTowerModelV2(query, candidate)
-        >>> [type(s).__name__ for s in model.negative_samplers], model.logits_temperature
-        (['InBatchSampler'], 1.0)
-    """
-    from tt_tf.models.encoder import Encoder
-    from tt_tf.models.two_tower import TwoTowerModel
-    from tt_tf.outputs.contrastive import ContrastiveOutput
-    for name, tower in (("query_tower", query_tower), ("candidate_tower", candidate_tower)):
-        if not isinstance(tower, Encoder):
-            raise ValueError(f"{name} must be an Encoder (e.g. Encoder(schema.select_by_tag(Tags.USER), "
-                             f"MLPBlock([64]))), got {type(tower).__name__}")
-    if schema is not None and not isinstance(schema, Schema):
-        raise ValueError(f"schema must be a Schema or None, got {type(schema).__name__}")
-    if outputs is None:
-        own = {key: kwargs.pop(key) for key in ContrastiveOutput.MODEL_ARGUMENTS if key in kwargs}
-        outputs = ContrastiveOutput(negative_samplers=negative_samplers or "in-batch",
-                                    logits_temperature=logits_temperature, **own)
-    if isinstance(outputs, (list, tuple)):
-        if len(outputs) != 1:
-            raise ValueError("outputs: tt_tf's two-tower model has one ContrastiveOutput; pass one")
-        outputs = outputs[0]
-    if not isinstance(outputs, ContrastiveOutput):
-        raise ValueError(f"outputs must be a ContrastiveOutput or None, got {type(outputs).__name__}")
-    model = TwoTowerModel(query_tower, candidate_tower, candidate_id_tag=candidate_id_tag,
-                          **outputs.model_arguments(candidate_tower, candidate_id_tag), **kwargs)
-    model.input_schema = schema
-    return model
-
-
-def RetrievalModelV2(query=None, candidate=None, output=None, **kwargs):
-    """Merlin's ``RetrievalModelV2(query=..., candidate=..., output=...)``: the two-tower model of a
-    query ``Encoder``, a candidate ``Encoder`` and a ``ContrastiveOutput`` (``TwoTowerModelV2``).
-
-    Example:
-        >>> output = ContrastiveOutput(DotProduct(), "in-batch")
-        >>> model = RetrievalModelV2(query=query, candidate=candidate, output=output)
-        >>> model.query_encoder is query
-        True
-    """
-    if candidate is None:
-        raise ValueError("RetrievalModelV2 needs candidate=: a candidate Encoder (query-only retrieval models, "
-                         "with the candidates as an embedding table, are not supported)")
-    if query is None:
-        raise ValueError("RetrievalModelV2 needs query=: a query Encoder")
-    return TwoTowerModelV2(query, candidate, outputs=output, **kwargs)
-
-
-__all__ = ["RetrievalMethods", "RetrievalModelV2", "TwoTowerModelV2", "dense_catalogue"]
+__all__ = ["RetrievalMethods", "dense_catalogue"]

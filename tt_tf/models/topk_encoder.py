@@ -50,7 +50,7 @@ class TopKEncoder(RankMetrics, keras.Model):
 
     Example:
         >>> topk = TopKEncoder(query, candidates=item_vectors, k=5)
-        >>> topk(feature_dict(users_frame.head(2), query.schema))["identifiers"].shape
+        >>> topk(feature_dict(users_frame.head(2), query.schema)).identifiers.shape
         TensorShape([2, 5])
     """
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from tt_tf.training.options import from_known_options
+
 DEBIASER_KEYS = {"num_positions": "auto", "use_user": False, "floor": 0.05, "stop_gradient": True,
                  "initial_estimate": "auto", "learn_positions": "auto", "fit_rows": "auto"}
 LIGHT_RANKER_KEYS = {"num_user_embeddings": 4, "hidden_dims": [64], "activation": "relu"}
@@ -149,7 +151,6 @@ class AlignmentConfig:
 
     @classmethod
     def from_mapping(cls, mapping) -> "AlignmentConfig":
-        from tt_tf.training.config import from_known_options
         if isinstance(mapping, AlignmentConfig):
             return mapping
         return from_known_options(cls, mapping, "alignment")

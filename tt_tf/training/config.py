@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from tt_tf.training import alignment_config
+from tt_tf.training.options import from_known_options
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -143,8 +146,7 @@ class TrainConfig:
         """The ``alignment`` section parsed (``AlignmentConfig``), None without one."""
         if self.alignment is None:
             return None
-        from tt_tf.training.alignment_config import AlignmentConfig
-        return AlignmentConfig.from_mapping(self.alignment)
+        return alignment_config.AlignmentConfig.from_mapping(self.alignment)
 
     def monitorable(self) -> list:
         """The validation metrics a run logs each epoch (what ``monitor`` may name)."""
@@ -175,18 +177,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def from_known_options(cls, mapping, section: str):
-    """``cls(**mapping)`` once every key is known to be a field of the dataclass ``cls`` (an
-    unknown one is named in one line, with the known options)."""
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{section} must be a mapping of option -> value, got {type(mapping).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - known)
-    if unknown:
-        raise ValueError(f"unknown {section} option(s) {unknown}; known options: {sorted(known)}")
-    return cls(**mapping)
 
 
 def reference_markdown() -> str:
@@ -223,7 +213,7 @@ def reference_markdown() -> str:
 
 def alignment_reference() -> list:
     """The ``alignment`` section's options, and those of its sub-sections."""
-    from tt_tf.training import alignment_config as section
+    section = alignment_config
     defaults = section.AlignmentConfig()
     lines = ["", "## The `alignment` section", "", section.__doc__.strip().split("\n\n")[0], "",
              "| option | default |", "|---|---|"]
