@@ -22,6 +22,7 @@ _EXPORTS = {
     "read_table": "tt_tf.data.tables", "training_dataset": "tt_tf.data.tables",
     "Encoder": "tt_tf.models.encoder",
     "FullCatalogueEvaluator": "tt_tf.evaluation.full_catalogue",
+    "KerasSequenceValidator": "tt_tf.evaluation.sequence_validator",
     "RetrievalEvaluationCallback": "tt_tf.evaluation.full_catalogue",
     "ranking_metrics": "tt_tf.evaluation.full_catalogue",
     "StaticItemFrequency": "tt_tf.negatives.frequency", "StreamingItemFrequency": "tt_tf.negatives.frequency",
@@ -47,6 +48,9 @@ _EXPORTS = {
     "RecallAt": "tt_tf.metrics.topk", "TopKMetricsAggregator": "tt_tf.metrics.topk",
     "NDCGAt": "tt_tf.metrics.topk", "MRRAt": "tt_tf.metrics.topk",
     "PrecisionAt": "tt_tf.metrics.topk", "AvgPrecisionAt": "tt_tf.metrics.topk",
+    "Model": "tt_tf.models.base", "ParallelBlock": "tt_tf.layers.parallel", "TabularBlock": "tt_tf.layers.parallel",
+    "BinaryOutput": "tt_tf.outputs.pointwise", "RegressionOutput": "tt_tf.outputs.pointwise",
+    "BinaryClassificationTask": "tt_tf.outputs.pointwise",
     "TopKEncoder": "tt_tf.models.topk_encoder", "Loader": "tt_tf.data.loader", "sample_batch": "tt_tf.data.loader",
 }
 

@@ -225,3 +225,44 @@ def keras_arguments(data, batch_size: int | None, shuffle: bool) -> tuple:
 
 
 __all__ = ["Loader", "as_tf_dataset", "column_tensor", "keras_arguments", "loader_specs", "sample_batch"]
+
+
+def _let_keras_fit_loaders():
+    """Any Keras model's ``fit`` / ``evaluate`` / ``predict`` takes a ``Loader`` (Merlin's loader is
+    a Keras sequence): an adapter that hands Keras the loader's ``tf.data`` batches."""
+    from tf_keras.src.engine import data_adapter
+
+    class LoaderAdapter(data_adapter.DataAdapter):
+        """Keras's adapter of the loader's ``tf.data`` batches, answering for it."""
+
+        @staticmethod
+        def can_handle(x, y=None):
+            return isinstance(x, Loader)
+
+        def __init__(self, x, y=None, sample_weights=None, steps=None, **kwargs):
+            self.batches = data_adapter.DatasetAdapter(x.to_tf_dataset(), y, sample_weights, steps, **kwargs)
+
+        def get_dataset(self):
+            return self.batches.get_dataset()
+
+        def get_size(self):
+            return self.batches.get_size()
+
+        def batch_size(self):
+            return self.batches.batch_size()
+
+        def has_partial_batch(self):
+            return self.batches.has_partial_batch()
+
+        def partial_batch_size(self):
+            return self.batches.partial_batch_size()
+
+        def should_recreate_iterator(self):
+            return self.batches.should_recreate_iterator()
+
+    if not any(adapter.__name__ == "LoaderAdapter" for adapter in data_adapter.ALL_ADAPTER_CLS):
+        data_adapter.ALL_ADAPTER_CLS.append(LoaderAdapter)
+
+
+_let_keras_fit_loaders()
+

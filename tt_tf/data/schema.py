@@ -164,7 +164,8 @@ class ColumnSchema:
 
     @property
     def is_feature(self) -> bool:
-        return self.has(Tags.CATEGORICAL) or self.has(Tags.CONTINUOUS)
+        """A tower input: categorical or continuous and not a target (the ``Loader`` gives targets apart)."""
+        return (self.has(Tags.CATEGORICAL) or self.has(Tags.CONTINUOUS)) and not self.has(Tags.TARGET)
 
     @property
     def is_list(self) -> bool:

@@ -47,6 +47,8 @@ def row_losses(name: str, logits: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
         0.1269...
     """
     positive, negatives = logits[:, :1], logits[:, 1:]
+    # masked columns may hold any very negative score: keep them out of the arithmetic (and its gradient)
+    negatives = tf.where(valid, negatives, tf.zeros_like(negatives))
     if name == "categorical_crossentropy":
         masked = tf.where(valid, negatives, tf.fill(tf.shape(negatives), -1e9))
         return tf.nn.softplus(tf.reduce_logsumexp(masked, axis=1) - positive[:, 0])

@@ -5,9 +5,12 @@ temperature and corrections)."""
 from __future__ import annotations
 
 from tt_tf.data.schema import Schema, Tags
+from tt_tf.layers.parallel import ParallelBlock
+from tt_tf.models.base import Model
 from tt_tf.models.encoder import Encoder
 from tt_tf.models.two_tower import TwoTowerModel
 from tt_tf.outputs.contrastive import ContrastiveOutput
+from tt_tf.outputs.pointwise import BinaryOutput, RegressionOutput
 
 
 def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID, outputs=None,
@@ -17,7 +20,9 @@ def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID,
     Args:
         query_tower, candidate_tower: ``Encoder`` towers.
         candidate_id_tag: the tag of the candidate id column in the candidate tower's schema.
-        outputs: a ``ContrastiveOutput`` (its samplers, temperature and corrections win), or None.
+        outputs: a ``ContrastiveOutput`` (its samplers, temperature and corrections win), or None;
+            a ``BinaryOutput`` / ``RegressionOutput`` (``pre=DotProduct()``) gives a pointwise
+            ``Model`` of the two towers, trained on the label of each row's pair.
         logits_temperature: used without ``outputs``.
         negative_samplers: used without ``outputs``; None means ``"in-batch"``.
         schema: the schema of every input feature (kept for reference, as Merlin does).
@@ -44,8 +49,12 @@ def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID,
         if len(outputs) != 1:
             raise ValueError("outputs: tt_tf's two-tower model has one ContrastiveOutput; pass one")
         outputs = outputs[0]
+    if isinstance(outputs, (BinaryOutput, RegressionOutput)):
+        # a pointwise two-tower model: each row's own pair scored against its label (no negatives)
+        return Model(ParallelBlock({"query": query_tower, "candidate": candidate_tower}), outputs)
     if not isinstance(outputs, ContrastiveOutput):
-        raise ValueError(f"outputs must be a ContrastiveOutput or None, got {type(outputs).__name__}")
+        raise ValueError(f"outputs must be a ContrastiveOutput, BinaryOutput, RegressionOutput or None, got "
+                         f"{type(outputs).__name__}")
     model = TwoTowerModel(query_tower, candidate_tower, candidate_id_tag=candidate_id_tag,
                           **outputs.model_arguments(candidate_tower, candidate_id_tag), **kwargs)
     model.input_schema = schema

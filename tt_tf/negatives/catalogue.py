@@ -205,10 +205,12 @@ class CatalogueSampler(NegativeSampler):
                              "without the catalogue's features")
         low, high = self.id_range
         positives = tf.reshape(tf.cast(candidates.id, tf.int64), [-1, 1]) - low
-        sampled, _, _ = tf.random.log_uniform_candidate_sampler(
+        sampled, _, expected = tf.random.log_uniform_candidate_sampler(
             tf.clip_by_value(positives, 0, high - low), num_true=1, num_sampled=self.num_negatives, unique=True,
             range_max=high - low + 1, seed=self.seed)
-        return Candidate(id=tf.cast(sampled + low, candidates.id.dtype)[:, None])
+        # the logQ correction of each drawn column: the log of how often the draw expects it
+        return Candidate(id=tf.cast(sampled + low, candidates.id.dtype)[:, None],
+                         metadata={"log_expected_count": tf.math.log(tf.cast(expected, tf.float32))})
 
     def log_expected_count(self, ids, log_p, batch_size, negatives):
         # ids: tokens on one device, int64 fingerprints across replicas (TwoTowerModel's columns)

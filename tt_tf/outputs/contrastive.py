@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from tt_tf._keras import keras, tf
 from tt_tf.data.schema import ColumnSchema, Schema, Tags
+from tt_tf.losses.logits import loss_name, row_losses
+from tt_tf.metrics.topk import default_metrics
 from tt_tf.negatives.base import InBatchSampler, NegativeSampler
 from tt_tf.negatives.catalogue import CatalogueSampler
 from tt_tf.negatives.frequency import StreamingItemFrequency
 from tt_tf.outputs.base import DotProduct
+from tt_tf.outputs.candidate import Candidate
 from tt_tf.outputs.prediction import Prediction
 from tt_tf.outputs.sampling.popularity import PopularityBasedSamplerV2
 from tt_tf.transforms.bias import PopularityLogitsCorrection
@@ -32,6 +35,7 @@ def _sampler_name(sampler) -> str:
     return str(sampler).replace("_", "-").lower()
 
 
+@keras.utils.register_keras_serializable(package="tt_tf")
 class ContrastiveOutput(keras.layers.Layer):
     """Merlin's ``ContrastiveOutput`` for ``TwoTowerModelV2(outputs=...)``.
 
@@ -137,29 +141,116 @@ class ContrastiveOutput(keras.layers.Layer):
                 "downscore_false_negatives": self.downscore_false_negatives}
 
     def call(self, inputs, features=None, targets=None, training=False, **kwargs):
+        """``{query, candidate}`` vectors: the positive logits ([B, 1]), or in training (or with
+        ``targets``) a ``Prediction`` of in-batch logits. A query tensor alone: the logits over
+        this output's own item table (Merlin's weights in the output), in training (or with
+        ``targets``) a ``Prediction`` of the target's logit then the samplers' columns, else
+        the whole catalogue's ([B, items])."""
+        if not isinstance(inputs, dict):
+            return self._item_table_logits(tf.convert_to_tensor(inputs), features, targets, training)
         query = tf.convert_to_tensor(inputs[self.query_name])
         candidate = tf.convert_to_tensor(inputs[self.candidate_name])
         positive = tf.reduce_sum(query * candidate, axis=-1, keepdims=True) / self.logits_temperature
-        if not training:
+        if not training and targets is None:
             return positive
         if not all(isinstance(s, InBatchSampler) or _sampler_name(s) == "in-batch" for s in self.negative_samplers):
             raise ValueError("ContrastiveOutput called on its own draws in-batch negatives only; catalogue "
                              "samplers need the candidate tower: use them in TwoTowerModelV2 / RetrievalModelV2")
         negatives = tf.matmul(query, candidate, transpose_b=True) / self.logits_temperature
         if self.downscore_false_negatives:
-            ids = self._candidate_ids(features)
+            ids = self._candidate_ids(features, targets)
             # a column holding the row's own item (its own column included) is no negative
             negatives = tf.where(tf.equal(ids[:, None], ids[None, :]),
                                  tf.cast(self.false_negative_score, negatives.dtype), negatives)
+        return self._prediction(positive, negatives)
+
+    def _prediction(self, positive, negatives) -> Prediction:
         outputs = tf.concat([positive, negatives], axis=1)
         labels = tf.concat([tf.ones_like(positive), tf.zeros_like(negatives)], axis=1)
         return Prediction(outputs, labels)
 
-    def _candidate_ids(self, features):
+    def build(self, input_shape):
+        if not isinstance(input_shape, dict) and self.schema is not None and len(self.schema):
+            domain = self.schema.first.int_domain
+            if domain is None:
+                raise ValueError(f"ContrastiveOutput on a query vector needs the item id's domain: column "
+                                 f"{self.schema.first.name!r} has none")
+            # Merlin's weights in the output: one row per item id, as wide as the query
+            self.item_embeddings = self.add_weight(
+                "item_embeddings", shape=[domain.max + 1, int(input_shape[-1])],
+                initializer=keras.initializers.TruncatedNormal(stddev=0.05))
+        super().build(input_shape)
+
+    def _item_table_logits(self, query, features, targets, training):
+        if not hasattr(self, "item_embeddings"):
+            raise ValueError("ContrastiveOutput on a query vector needs schema= (or its first argument): the item "
+                             "id column whose ids index its item table")
+        scale = 1.0 / self.logits_temperature
+        # no ids to score against (Keras tracing a layer alone in training mode): the catalogue's logits
+        if targets is None and (not training or self._candidate_ids(features, None, required=False) is None):
+            return tf.matmul(query, self.item_embeddings, transpose_b=True) * scale
+        ids = tf.cast(self._candidate_ids(features, targets), tf.int64)
+        positive = tf.reduce_sum(query * tf.gather(self.item_embeddings, ids), axis=-1, keepdims=True) * scale
+        columns, log_counts = [], []
+        for sampler in self.negative_samplers:
+            sampler = InBatchSampler() if _sampler_name(sampler) == "in-batch" else sampler
+            if not isinstance(sampler, NegativeSampler):
+                raise ValueError(f"ContrastiveOutput on a query vector takes sampler layers or 'in-batch', got "
+                                 f"{sampler!r}")
+            drawn = sampler(Candidate(id=ids))
+            drawn_ids = tf.reshape(tf.cast(drawn.id, tf.int64), [-1])
+            columns.append(drawn_ids)
+            log_counts.append(drawn.metadata.get("log_expected_count", tf.zeros(tf.shape(drawn_ids), tf.float32)))
+        column_ids = tf.concat(columns, axis=0)
+        negatives = tf.matmul(query, tf.gather(self.item_embeddings, column_ids), transpose_b=True) * scale
+        if self.logq_sampling_correction:
+            negatives = negatives - tf.concat(log_counts, axis=0)[None, :]
+        if self.downscore_false_negatives:
+            negatives = tf.where(tf.equal(ids[:, None], column_ids[None, :]),
+                                 tf.cast(self.false_negative_score, negatives.dtype), negatives)
+        return self._prediction(positive, negatives)
+
+    def _candidate_ids(self, features, targets=None, required=True):
         name = self.schema.first.name if self.schema is not None and len(self.schema) else Tags.ITEM_ID.value
-        if not features or features.get(name) is None:
-            raise ValueError(f"downscore_false_negatives needs the candidate ids: pass features={{{name!r}: ids}}")
-        return tf.reshape(features[name], [-1])
+        if targets is not None and not isinstance(targets, dict):
+            return tf.reshape(targets, [-1])
+        for source in (targets, features):
+            if source and source.get(name) is not None:
+                return tf.reshape(source[name], [-1])
+        if not required:
+            return None
+        raise ValueError(f"ContrastiveOutput needs the candidate ids: pass features={{{name!r}: ids}}")
+
+    def loss_name(self, loss) -> str:
+        return loss_name(loss)
+
+    def row_losses(self, prediction: Prediction, loss=None):
+        """[B] loss of each row of a ``Prediction`` of this output (masked columns left out)."""
+        logits = tf.cast(prediction.outputs, tf.float32)
+        return row_losses(loss_name(loss or "categorical_crossentropy"), logits,
+                          logits[:, 1:] > MIN_FALSE_NEGATIVE_SCORE)
+
+    def default_metrics(self) -> list:
+        return default_metrics(10)
+
+    def get_config(self):
+        samplers = [keras.layers.serialize(s) if isinstance(s, keras.layers.Layer) else s
+                    for s in self.negative_samplers]
+        return {**super().get_config(), "negative_samplers": samplers, "logits_temperature": self.logits_temperature,
+                "downscore_false_negatives": self.downscore_false_negatives,
+                "false_negative_score": self.false_negative_score, "query_name": self.query_name,
+                "candidate_name": self.candidate_name, "store_negative_ids": self.store_negative_ids,
+                "logq_sampling_correction": self.logq_sampling_correction,
+                "schema": self.schema.to_dict() if self.schema is not None else None}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["negative_samplers"] = [keras.layers.deserialize(s) if isinstance(s, dict) else s
+                                       for s in config["negative_samplers"]]
+        if config.get("schema") is not None:
+            config["schema"] = Schema(ColumnSchema.from_dict(c) for c in config["schema"]["columns"])
+        return cls(**config)
 
 
 __all__ = ["ContrastiveOutput", "CatalogueSampler", "PopularityLogitsCorrection"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from enum import Enum
 
 from tt_tf.data.schema import ColumnSchema, Schema
+from tt_tf.layers.parallel import Rename  # Merlin's module path of Rename
 
 
 class ToTarget:
@@ -66,4 +67,4 @@ def expected_input_cols_from_schema(schema: Schema, inputs=None) -> list:
     return names
 
 
-__all__ = ["ToTarget", "expected_input_cols_from_schema"]
+__all__ = ["Rename", "ToTarget", "expected_input_cols_from_schema"]

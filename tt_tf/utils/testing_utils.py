@@ -6,6 +6,7 @@ import pathlib
 import tempfile
 
 import numpy as np
+from tf_keras.src.saving.serialization_lib import SafeModeScope
 
 from tt_tf._keras import keras, tf
 
@@ -42,7 +43,9 @@ def model_test(model, dataset_or_loader, run_eagerly: bool = True, optimizer="ad
         else dataset_or_loader
     history = model.fit(loader, epochs=epochs, steps_per_epoch=1, **(fit_kwargs or {}))
     if not reload_model:
-        assert isinstance(model.from_config(model.get_config()), type(model))
+        # the user's own model rebuilt in its own process: its Lambda layers are no foreign code
+        with SafeModeScope(safe_mode=False):
+            assert isinstance(model.from_config(model.get_config()), type(model))
         return model, history
     loaded = _saved_and_loaded(model)
     assert isinstance(loaded, type(model)), f"loaded a {type(loaded).__name__}, saved a {type(model).__name__}"
@@ -97,6 +100,34 @@ def assert_output_shape(output, expected_output_shape):
     assert list(shape) == list(expected_output_shape), f"shape {list(shape)}, expected {list(expected_output_shape)}"
 
 
+def loader_for_last_item_prediction(sequence_data, to_one_hot: bool = True, batch_size: int = 50):
+    """``(loader, schema)`` for next-item prediction on sequence data: the categorical columns,
+    every list column cut before its last item, that last item of the item-id list the target
+    (one-hot over the item ids with ``to_one_hot``)."""
+    from tt_tf.data.loader import Loader
+    from tt_tf.data.schema import Tags
+    schema = sequence_data.schema.select_by_tag(Tags.CATEGORICAL)
+    item_ids = schema.select_by_tag(Tags.ITEM_ID)
+    if not len(item_ids) or not item_ids.first.is_list:
+        raise ValueError("loader_for_last_item_prediction needs a list column tagged Tags.ITEM_ID (the sequence)")
+    item_id = item_ids.first
+    num_items = item_id.int_domain.max + 1
+
+    def last_item_as_target(features, targets=None):
+        sequences = {name: value for name, value in features.items() if isinstance(value, tf.RaggedTensor)}
+        items = sequences[item_id.name]
+        target = tf.gather(items.values, items.row_limits() - 1)
+        cut = {name: tf.RaggedTensor.from_row_lengths(
+            tf.gather(value.values, tf.where(tf.not_equal(
+                tf.range(tf.shape(value.values, out_type=tf.int64)[0]),
+                tf.repeat(value.row_limits() - 1, value.row_lengths())))[:, 0]),
+            tf.maximum(value.row_lengths() - 1, 0)) for name, value in sequences.items()}
+        features = {**features, **cut}
+        return features, (tf.one_hot(target, num_items) if to_one_hot else target)
+
+    return Loader(sequence_data, batch_size=batch_size, schema=schema).map(last_item_as_target), schema
+
+
 def string_test(actual, expected):
     np.testing.assert_array_equal(actual, expected)
 
@@ -105,5 +136,6 @@ def numeric_test(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-6)
 
 
-__all__ = ["assert_output_shape", "assert_serialization", "layer_test", "mark_run_eagerly_modes", "model_test",
+__all__ = ["assert_output_shape", "assert_serialization", "layer_test", "loader_for_last_item_prediction",
+           "mark_run_eagerly_modes", "model_test",
            "numeric_test", "string_test", "test_model_signature"]
