@@ -98,7 +98,7 @@ def get_movielens(path=None, variant: str = "ml-25m", overwrite: bool = False, *
         frame = frame.sort_values(["userId", "timestamp", "movieId"], kind="stable")
         held_out = frame.groupby("userId").cumcount(ascending=False) < VALID_PER_USER
     train, valid = frame[~held_out].reset_index(drop=True), frame[held_out].reset_index(drop=True)
-    columns = []
+    columns, encodings = [], {}
     for name, tags in _TAGS.items():
         if name not in frame.columns:
             continue
@@ -106,12 +106,14 @@ def get_movielens(path=None, variant: str = "ml-25m", overwrite: bool = False, *
         categories = fit_categories(train[name], is_list)
         train[name], valid[name] = (encode_categories(part[name], categories, is_list) for part in (train, valid))
         columns.append(ColumnSchema(name, "int64", tags, {"domain": domain_of(categories)}))
+        encodings[name] = [str(value) for value, _ in sorted(categories.items(), key=lambda pair: pair[1])]
     columns += [ColumnSchema("rating", "float32", [Tags.TARGET, Tags.REGRESSION]),
                 ColumnSchema("rating_binary", "int64", [Tags.TARGET, Tags.BINARY_CLASSIFICATION]),
                 ColumnSchema("title", "string"), ColumnSchema("timestamp", "int64")]
     schema = Schema(columns)
     order = schema.column_names
-    return Dataset(train[order], schema=schema), Dataset(valid[order], schema=schema)
+    return (Dataset(train[order], schema=schema, encodings=encodings),
+            Dataset(valid[order], schema=schema, encodings=encodings))
 
 
 __all__ = ["get_movielens"]

@@ -76,6 +76,9 @@ class Dataset:
         schema: a ``Schema``; by default the schema file beside the data (in the folder, or beside
             the file): tt_tf's ``schema.json``, Merlin's, or NVTabular's ``schema.pbtxt``; else one
             inferred from the values (``infer_dataset_schema``).
+        encodings: ``{column: raw values in encoded-id order}`` of encoded columns (id ``3 + i``
+            is value ``i``; ``tt_tf.data.encoding``), which ``export_merlin_model`` serves raw
+            values with; ``get_movielens`` records them.
         **kwargs: accepted for Merlin's arguments that concern Dask (``part_size``, ``cpu``);
             they change nothing here.
 
@@ -88,9 +91,11 @@ class Dataset:
         ['userId', 'movieId']
     """
 
-    def __init__(self, path_or_source, engine: str | None = None, schema: Schema | None = None, **kwargs):
+    def __init__(self, path_or_source, engine: str | None = None, schema: Schema | None = None,
+                 encodings: dict | None = None, **kwargs):
         if isinstance(path_or_source, Dataset):
             frame, schema = path_or_source._frame, schema or path_or_source.schema
+            encodings = encodings if encodings is not None else path_or_source.encodings
         elif isinstance(path_or_source, pd.DataFrame):
             frame = path_or_source
         elif isinstance(path_or_source, (str, Path)):
@@ -102,6 +107,9 @@ class Dataset:
         self._frame = frame
         self._schema = None
         self.schema = schema if schema is not None else infer_dataset_schema(frame)
+        # {column: raw values in encoded-id order}: how the encoded columns were encoded (what
+        # get_movielens records; export_merlin_model serves raw values with it)
+        self.encodings = dict(encodings or {})
 
     @property
     def schema(self) -> Schema:

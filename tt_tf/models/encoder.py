@@ -115,8 +115,7 @@ class Encoder(keras.Model):
         if isinstance(data, Dataset) or index is not None:
             return self._encode_dataset(Dataset(data) if isinstance(data, pd.DataFrame) else data, index, batch_size)
         if isinstance(data, pd.DataFrame):
-            from tt_tf.data.tables import feature_dict
-            data = tf.data.Dataset.from_tensor_slices(feature_dict(data, self.schema)).batch(batch_size)
+            data = tf.data.Dataset.from_tensor_slices(self._frame_features(data)).batch(batch_size)
         if not isinstance(data, tf.data.Dataset):
             raise ValueError(f"data must be a pandas DataFrame or a tf.data.Dataset, got {type(data).__name__}")
         step = self.__dict__.get("_encode_step")
@@ -129,6 +128,17 @@ class Encoder(keras.Model):
         if not parts:
             return np.zeros((0, self.output_dim), np.float32)
         return np.concatenate(parts).astype(np.float32)
+
+    def _frame_features(self, frame: pd.DataFrame) -> dict:
+        """The tower's features of a DataFrame: raw values (``"A|B"`` lists) as the bundle's
+        towers take them, or, where a list column holds lists of encoded ids (Merlin's data), those
+        lists as ragged ids, as the ``Loader`` gives them."""
+        from tt_tf.data.loader import column_tensor
+        from tt_tf.data.tables import feature_dict
+        if not any(c.is_list and c.name in frame and len(frame) and not isinstance(frame[c.name].iloc[0], str)
+                   for c in self.schema):
+            return feature_dict(frame, self.schema)
+        return {c.name: column_tensor(frame[c.name], c) for c in self.schema if c.is_feature}
 
     def _encode_dataset(self, dataset, index, batch_size: int):
         from tt_tf.data.loader import Loader

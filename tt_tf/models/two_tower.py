@@ -12,7 +12,7 @@ from tt_tf.losses.logits import row_losses
 from tt_tf.metrics.topk import RecallAt
 from tt_tf.models.contrastive import contrastive_rows, excluded_columns, positive_first_logits
 from tt_tf.models.encoder import Encoder
-from tt_tf.models.retrieval import RetrievalMethods
+from tt_tf.models.retrieval_methods import RetrievalMethods
 from tt_tf.negatives.base import InBatchSampler, Negatives, no_negatives, resolve_samplers
 from tt_tf.negatives.catalogue import CatalogueSampler
 from tt_tf.negatives.known_positives import KnownPositiveIndex, known_positive_mask
