@@ -207,6 +207,7 @@ def small_model(**kwargs):
     return model, dataset, impressions
 
 
+@pytest.mark.slow  # about 10 s
 def test_aligned_model_trains_every_part_and_round_trips():
     model, dataset, _ = small_model(
         debiaser=ValueDebiaser(num_positions=8, use_user=True),
@@ -307,6 +308,7 @@ def test_distillation_loss_is_the_kl_to_the_teacher_plus_its_entropy():
     assert float(model.loss_trackers["distillation_loss"].result()) == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.slow  # about 10 s
 def test_the_students_agreement_with_the_teacher_rises_over_training():
     keras.utils.set_random_seed(3)
     model, dataset, _ = distilled_model()

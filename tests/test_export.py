@@ -129,6 +129,7 @@ def assert_fresh_process_matches(bundle, tiny_tables, tmp_path):
     np.testing.assert_allclose(exported["candidate_tower"], model.candidate_tower.encode(items), atol=1e-5)
 
 
+@pytest.mark.slow  # trains and exports (about 12 s)
 def test_non_finite_vectors_are_refused(tmp_path, bundle, tiny_tables, monkeypatch):
     with pytest.raises(ValueError, match="not finite"):
         write_embeddings(tmp_path / "x.parquet", [1, 2], np.array([[0.0, 1.0], [np.nan, 0.0]]), "item_id")

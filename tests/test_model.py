@@ -142,6 +142,7 @@ def test_serialisation_round_trip():
     assert isinstance(sampler, InBatchSampler) and sampler.uses_batch_positives
 
 
+@pytest.mark.slow  # trains several epochs (about 10 s)
 def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
     from tt_tf.training.config import TrainConfig
     from tt_tf.training.train import train_model
@@ -165,6 +166,7 @@ def test_fit_with_keras_callbacks(tiny_tables, tmp_path):
     assert np.isfinite(evaluated["loss"]) and "in_batch_recall_at_10" in evaluated
 
 
+@pytest.mark.slow  # trains to a quality bar (about 12 s)
 def test_training_lowers_loss_and_beats_popularity():
     """On data with a clear latent structure the model learns more than popularity."""
     from tt_tf.data.synthetic import leave_last_out, make_synthetic

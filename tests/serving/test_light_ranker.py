@@ -8,6 +8,9 @@ from tt_tf._keras import tf
 from tt_tf.bundle.publish import publish
 from tt_tf.stores import LocalStore
 
+# an aligned model trained and exported (about 18 s on 2 cores): -m slow (.ci/run runs it)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory):

@@ -3,8 +3,13 @@ import gc
 import shutil
 import weakref
 
+import pytest
+
 from tests.serving.serving_helpers import make_client
 from tt_tf.bundle.publish import publish
+
+# a second trained and exported run (about 25 s on 2 cores): -m slow (.ci/run runs it)
+pytestmark = pytest.mark.slow
 
 HEADERS = {"X-API-Key": "secret"}
 

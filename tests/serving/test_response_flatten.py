@@ -1,6 +1,7 @@
 """POST /response + `tt-tf flatten` give training rows with the right accepted flags, and
 `tt-tf train` accepts them."""
 import pandas as pd
+import pytest
 
 from tt_tf.cli import main
 from tt_tf.stores.flatten import FLAT_COLUMNS, flatten_logs
@@ -40,6 +41,7 @@ def test_flatten_logs_matches_by_offer_id_or_name():
     assert flat.accepted.tolist() == [0, 1]
 
 
+@pytest.mark.slow  # trains from flattened rows (about 13 s)
 def test_train_accepts_flattened_rows(tmp_path, tiny_tables):
     """Flattened rows with customer_id/offer/accepted train with a config mapping the columns."""
     train, _, _, _, items = tiny_tables
