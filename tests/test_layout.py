@@ -124,8 +124,9 @@ def import_loop(graph) -> list | None:
     def walk(node, trail):
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == "open":
-                return trail[trail.index(nxt):] + [nxt] if nxt in trail else trail + [node, nxt]
+            if state.get(nxt) == "open":  # on the current path: the loop is the path from it
+                path = trail + [node]
+                return path[path.index(nxt):] + [nxt]
             if nxt not in state and (found := walk(nxt, trail + [node])):
                 return found
         state[node] = "done"
