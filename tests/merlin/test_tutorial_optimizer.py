@@ -31,10 +31,11 @@ def ids_model(schema):
 
 def test_adagrad_at_merlins_tutorial_rate_learns(ids_only, caplog):
     train, valid = ids_only
+    tf.keras.utils.set_random_seed(0)
     model = ids_model(train.schema)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=0.03))  # Merlin's examples/03 setting
     with caplog.at_level(logging.WARNING, logger="tt_tf"):
-        history = model.fit(train, batch_size=1024, epochs=10, verbose=0)
+        history = model.fit(train, batch_size=1024, epochs=16, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.98 * losses[0], losses  # Merlin's mean loss, falling
     assert not [r for r in caplog.records if "not learning" in r.getMessage()]
@@ -44,6 +45,8 @@ def test_adagrad_at_merlins_tutorial_rate_learns(ids_only, caplog):
     recall = topk.evaluate(mm.Loader(valid, batch_size=1024).map(mm.ToTarget(train.schema, "movieId")),
                            return_dict=True, verbose=0)["recall_at_10"]
     chance = 10 / len(items.compute())
+    # measured: 3.6 x chance after 16 epochs; with Merlin's mean gradient the loss stays at 6.905 and
+    # recall at 0.9 x chance for 10 epochs (the same data and model)
     assert recall > 3 * chance, (recall, chance)
 
 
