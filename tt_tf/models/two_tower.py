@@ -194,6 +194,9 @@ class TwoTowerModel(RetrievalMethods, tfrs.models.Model):
         self.set_rank_metrics([RecallAt(k, name="in_batch_recall_at") for k in self.in_batch_metrics_k])
         # the losses shown are epoch means, as Keras shows a compiled loss (TFRS shows the last batch's)
         self.epoch_loss_means = {name: keras.metrics.Mean(name=name) for name in LOSS_KEYS}
+        # the logs are already global (the trackers aggregate every replica's rows): Keras's
+        # default ("auto": sum) would add the workers' copies up across a multi-worker cluster
+        self.distribute_reduction_method = "first"
 
     def _id_feature_from_schema(self):
         schema = getattr(self.candidate_tower, "schema", None)

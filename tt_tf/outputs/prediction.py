@@ -17,9 +17,18 @@ class Prediction(NamedTuple):
 
 
 class TopKPrediction(NamedTuple):
-    """The k best scores per query and their candidates' ids (``[B, k]`` each)."""
+    """The k best scores per query and their candidates' ids (``[B, k]`` each); also read by key
+    (``prediction["identifiers"]``), as the dict the top-K encoder returned before.
+
+    Example:
+        >>> TopKPrediction([[0.9]], [[7]])["identifiers"]
+        [[7]]
+    """
     scores: Any
     identifiers: Any
+
+    def __getitem__(self, key):
+        return getattr(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
 
 
 __all__ = ["Prediction", "TopKPrediction"]
