@@ -20,7 +20,7 @@ _EXPORTS = {
     "TrainConfig": "tt_tf.training.config",
     "Columns": "tt_tf.data.tables", "DataError": "tt_tf.data.tables", "build_schema": "tt_tf.data.tables",
     "read_table": "tt_tf.data.tables", "training_dataset": "tt_tf.data.tables",
-    "Encoder": "tt_tf.models.encoder",
+    "Encoder": "tt_tf.models.encoder", "EmbeddingEncoder": "tt_tf.models.embedding_encoder",
     "FullCatalogueEvaluator": "tt_tf.evaluation.full_catalogue",
     "KerasSequenceValidator": "tt_tf.evaluation.sequence_validator",
     "RetrievalEvaluationCallback": "tt_tf.evaluation.full_catalogue",

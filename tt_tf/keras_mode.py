@@ -67,10 +67,10 @@ KERAS_OBJECT_MODULES = (
     "tt_tf.alignment.debias", "tt_tf.alignment.light_ranker", "tt_tf.alignment.model", "tt_tf.alignment.reward",
     "tt_tf.inputs.embedding_table", "tt_tf.layers.history", "tt_tf.layers.input_block", "tt_tf.layers.mlp",
     "tt_tf.layers.parallel", "tt_tf.layers.sequential", "tt_tf.metrics.topk", "tt_tf.models.base",
-    "tt_tf.models.encoder", "tt_tf.models.topk_encoder", "tt_tf.models.two_tower", "tt_tf.negatives.base",
-    "tt_tf.negatives.catalogue", "tt_tf.negatives.frequency", "tt_tf.negatives.known_positives",
-    "tt_tf.negatives.memory", "tt_tf.outputs.base", "tt_tf.outputs.contrastive", "tt_tf.outputs.pointwise",
-    "tt_tf.outputs.topk", "tt_tf.training.optimizers",
+    "tt_tf.models.embedding_encoder", "tt_tf.models.encoder", "tt_tf.models.query_retrieval",
+    "tt_tf.models.topk_encoder", "tt_tf.models.two_tower", "tt_tf.negatives.base", "tt_tf.negatives.catalogue",
+    "tt_tf.negatives.frequency", "tt_tf.negatives.known_positives", "tt_tf.negatives.memory", "tt_tf.outputs.base",
+    "tt_tf.outputs.contrastive", "tt_tf.outputs.pointwise", "tt_tf.outputs.topk", "tt_tf.training.optimizers",
 )
 
 

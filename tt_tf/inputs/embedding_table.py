@@ -80,6 +80,11 @@ class EmbeddingTable(keras.layers.Layer):
     def schema(self) -> Schema:
         return Schema(list(self.features.values()))
 
+    @property
+    def feature_schema(self) -> Schema:
+        """The columns it reads (what an ``Encoder`` over it takes)."""
+        return self.schema
+
     def add_feature(self, col_schema: ColumnSchema) -> None:
         """Let one more column look up this table (its domain must have as many ids)."""
         if not isinstance(col_schema, ColumnSchema):

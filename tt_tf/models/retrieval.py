@@ -8,6 +8,7 @@ from tt_tf.data.schema import Schema, Tags
 from tt_tf.layers.parallel import ParallelBlock
 from tt_tf.models.base import Model
 from tt_tf.models.encoder import Encoder
+from tt_tf.models.query_retrieval import QueryRetrievalModel
 from tt_tf.models.two_tower import TwoTowerModel
 from tt_tf.outputs.contrastive import ContrastiveOutput
 from tt_tf.outputs.pointwise import BinaryOutput, RegressionOutput
@@ -63,7 +64,8 @@ def TwoTowerModelV2(query_tower, candidate_tower, candidate_id_tag=Tags.ITEM_ID,
 
 def RetrievalModelV2(query=None, candidate=None, output=None, **kwargs):
     """Merlin's ``RetrievalModelV2(query=..., candidate=..., output=...)``: the two-tower model of a
-    query ``Encoder``, a candidate ``Encoder`` and a ``ContrastiveOutput`` (``TwoTowerModelV2``).
+    query ``Encoder``, a candidate ``Encoder`` and a ``ContrastiveOutput`` (``TwoTowerModelV2``);
+    without ``candidate``, a ``QueryRetrievalModel`` (the candidates are the output's item table).
 
     Example:
         >>> output = ContrastiveOutput(DotProduct(), "in-batch")
@@ -71,11 +73,13 @@ def RetrievalModelV2(query=None, candidate=None, output=None, **kwargs):
         >>> model.query_encoder is query
         True
     """
-    if candidate is None:
-        raise ValueError("RetrievalModelV2 needs candidate=: a candidate Encoder (query-only retrieval models, "
-                         "with the candidates as an embedding table, are not supported)")
     if query is None:
         raise ValueError("RetrievalModelV2 needs query=: a query Encoder")
+    if candidate is None:  # the candidates are the output's own item table
+        if not isinstance(output, ContrastiveOutput):
+            raise ValueError("RetrievalModelV2 without candidate= needs output=ContrastiveOutput(<item id schema>, "
+                             "...): its item table holds the candidates")
+        return QueryRetrievalModel(query, output, **kwargs)
     return TwoTowerModelV2(query, candidate, outputs=output, **kwargs)
 
 
