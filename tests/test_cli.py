@@ -81,6 +81,15 @@ def test_bad_config(files, tmp_path, capsys):
     assert_one_line_error(code, err, "logits_temperature")
 
 
+def test_a_bad_flag_is_refused_before_any_data_is_read(tmp_path, capsys):
+    """--epochs 0 overrides a valid config: the result is checked again, before the (missing)
+    interactions file is opened."""
+    missing = tmp_path / "not_there.csv"
+    code, _, err = run_cli(capsys, "train", "--interactions", missing, "--out", tmp_path / "run", "--epochs", "0")
+    assert_one_line_error(code, err, "epochs")
+    assert "not found" not in err and not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow  # a real process: the default run stays under its time budget
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

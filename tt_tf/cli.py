@@ -3,6 +3,7 @@ load-customers, flatten, serve."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -36,12 +37,9 @@ def cmd_train(args):
     from tt_tf.training.config import TrainConfig
     from tt_tf.training.run import train_run
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    if args.seed is not None:
-        config.seed = args.seed
-    if args.epochs is not None:
-        config.epochs = args.epochs
-    if args.distribute is not None:
-        config.distribute = args.distribute
+    # the flags override the file, and the result is checked again before any data is read
+    flags = {name: getattr(args, name) for name in ("seed", "epochs", "distribute") if getattr(args, name) is not None}
+    config = dataclasses.replace(config, **flags)
     from tt_tf.data.log_input import choose_path, open_log
     from tt_tf.training.run import work_folder
     from tt_tf.training.train import columns_of
