@@ -303,3 +303,15 @@ def test_memory_columns_train_the_query_tower_only():
     np.testing.assert_allclose(tape.gradient(loss, query).numpy(), tape.gradient(full, query).numpy(), atol=1e-5)
     np.testing.assert_allclose(tape.gradient(loss, candidate).numpy(), tape.gradient(in_batch, candidate).numpy(),
                                atol=1e-5)
+
+
+def test_a_sampler_built_from_data_must_have_a_known_name():
+    """An unknown name is an error, not a catalogue sampler."""
+    import pandas as pd
+
+    from tt_tf.training.config import TrainConfig
+    from tt_tf.training.train import sampler_factory
+    make = sampler_factory(TrainConfig(), schema=None, item_counts=pd.Series(dtype=float), items=None)
+    with pytest.raises(ValueError, match="'catalogue', 'memory'"):
+        make("catalog", {})
+    assert isinstance(make("memory", {"memory_size": 8}), CrossBatchMemory)

@@ -171,6 +171,9 @@ def sampler_factory(config: TrainConfig, schema: Schema, item_counts: pd.Series,
     the item table (weights: training counts + 1; ``item_counts``: interactions per raw item id),
     the memory needs nothing."""
     def make(name, options):
+        if name not in ("memory", "catalogue"):
+            raise ValueError(f"negative_samplers: no sampler is built from data under the name {name!r}; "
+                             f"known: 'catalogue', 'memory' (and 'in-batch', which needs no data)")
         try:
             if name == "memory":
                 return CrossBatchMemory(**options)
