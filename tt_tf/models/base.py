@@ -11,12 +11,11 @@ is the mean per row (Merlin's), under ``loss`` (the epoch's mean so far) and ``l
 from __future__ import annotations
 
 from tt_tf._keras import keras, tf
-from tt_tf.data.loader import keras_arguments
-from tt_tf.models.stall_warning import StallWarning
+from tt_tf.models.dataset_methods import DatasetMethods
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
-class Model(keras.Model):
+class Model(DatasetMethods, keras.Model):
     """Blocks called in order on the features; the last one is an output head that scores the
     result against the batch's targets.
 
@@ -100,27 +99,6 @@ class Model(keras.Model):
     def test_step(self, data):
         return self._step(data, training=False)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True, **kwargs):
-        """Keras's ``fit``, also on a ``tt_tf.io.Dataset`` or ``Loader`` (batched by ``batch_size``)."""
-        from tt_tf.data.loader import as_tf_dataset
-        kwargs.pop("train_metrics_steps", None)
-        validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
-        data, batch_size = keras_arguments(x, batch_size, shuffle)
-        if getattr(self, "_saved_model_inputs_spec", None) is None and hasattr(data, "element_spec"):
-            spec = data.element_spec
-            self._set_save_spec(spec[0] if isinstance(spec, tuple) else spec)
-        callbacks = list(kwargs.pop("callbacks", None) or []) + [StallWarning()]
-        return super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
-                           shuffle=shuffle, callbacks=callbacks, **kwargs)
-
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        data, batch_size = keras_arguments(x, batch_size, False)
-        return super().evaluate(data, y, batch_size=batch_size, **kwargs)
-
-    def predict(self, x, batch_size=None, **kwargs):
-        data, batch_size = keras_arguments(x, batch_size, False)
-        return super().predict(data, batch_size=batch_size, **kwargs)
-
     def get_config(self):
         return {"name": self.name, "prep_features": self.prep_features,
                 "blocks": [keras.layers.serialize(block) for block in self.blocks]}
@@ -136,7 +114,10 @@ def _flat(logs: dict) -> dict:
     """Metric results that are dicts (an aggregator's) spread into the logs."""
     flat = {}
     for name, value in logs.items():
-        flat.update(value) if isinstance(value, dict) else flat.__setitem__(name, value)
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[name] = value
     return flat
 
 

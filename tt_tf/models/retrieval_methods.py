@@ -9,11 +9,11 @@ from __future__ import annotations
 import pandas as pd
 
 from tt_tf._keras import tf
-from tt_tf.data.loader import as_tf_dataset, column_tensor, keras_arguments
+from tt_tf.data.loader import column_tensor
 from tt_tf.data.schema import Schema, Tags, one_column_name
 from tt_tf.losses.logits import loss_name
 from tt_tf.metrics.topk import RankMetrics
-from tt_tf.models.stall_warning import StallWarning
+from tt_tf.models.dataset_methods import DatasetMethods
 from tt_tf.models.topk_encoder import TopKEncoder
 
 
@@ -29,7 +29,7 @@ def dense_catalogue(frame: pd.DataFrame, schema: Schema) -> dict:
     return out
 
 
-class RetrievalMethods(RankMetrics):
+class RetrievalMethods(DatasetMethods, RankMetrics):
     """Merlin's ``RetrievalModelV2`` methods; the class they join holds ``query_tower``,
     ``candidate_tower``, ``candidate_id_feature``, ``negative_samplers`` and ``rank_metrics``."""
 
@@ -70,17 +70,17 @@ class RetrievalMethods(RankMetrics):
         (its accumulator starts at 0.1) and SGD do: at Merlin's tutorial settings, Adagrad(0.03)
         and batches of thousands, the model stays at chance. Regularisation losses are scaled
         alike, so their balance with the loss is the one the mean gives."""
-        rows = self._global_rows(inputs)
+        rows, global_rows = self._batch_rows(inputs), self._global_rows(inputs)
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
             regularization_loss = tf.reduce_sum([tf.reduce_sum(term) for term in self.losses])
             total_loss = loss + regularization_loss
-            summed = total_loss * tf.cast(rows, total_loss.dtype)
+            summed = total_loss * tf.cast(global_rows, total_loss.dtype)
         gradients = tape.gradient(summed, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         logs = {metric.name: metric.result() for metric in self.metrics}
         logs.update(loss=loss, regularization_loss=regularization_loss)
-        return self._epoch_means(logs, inputs)
+        return self._epoch_means(logs, rows, global_rows)
 
     @staticmethod
     def _batch_rows(inputs):
@@ -89,19 +89,19 @@ class RetrievalMethods(RankMetrics):
         return tf.cast(first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first)[0], tf.float32)
 
     def _global_rows(self, inputs):
+        """The global batch's rows (one all-reduce across replicas)."""
         rows = self._batch_rows(inputs)
         context = tf.distribute.get_replica_context()
         return context.all_reduce("sum", rows) if context is not None and context.num_replicas_in_sync > 1 \
             else rows
 
     def test_step(self, inputs):
-        return self._epoch_means(super().test_step(inputs), inputs)
+        return self._epoch_means(super().test_step(inputs), self._batch_rows(inputs), self._global_rows(inputs))
 
-    def _epoch_means(self, logs, inputs):
+    def _epoch_means(self, logs, rows, global_rows):
         """TFRS's logs hold the batch's loss: replaced by the mean over the epoch so far, by rows.
         Across replicas each one's loss is its share of the global batch's mean (its rows' sum
         over the global rows), so its rows' own mean is the share scaled by global / own rows."""
-        rows, global_rows = self._batch_rows(inputs), self._global_rows(inputs)
         loss = logs["loss"] * global_rows / tf.maximum(rows, 1.0)
         values = {"loss": loss, "regularization_loss": logs["regularization_loss"]}
         for name, tracker in self.epoch_loss_means.items():
@@ -113,36 +113,14 @@ class RetrievalMethods(RankMetrics):
         return logs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True, **kwargs):
-        """Keras's ``fit``, also on a ``tt_tf.io.Dataset``, a ``Loader`` or a DataFrame (batched by
-        ``batch_size``, validation data too). A catalogue sampler still without items (Merlin's
+        """``DatasetMethods.fit``; a catalogue sampler still without items (Merlin's
         ``PopularityBasedSamplerV2``) gets the training data's distinct candidates first."""
-        kwargs.pop("train_metrics_steps", None)  # Merlin's: metrics every N steps; here every step
         self._attach_catalogues(x)
-        validation = as_tf_dataset(validation_data, kwargs.pop("validation_batch_size", None) or batch_size, False)
-        data, batch_size = keras_arguments(x, batch_size, shuffle)
-        self._remember_inputs(data)
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        if not any(isinstance(c, StallWarning) for c in callbacks):
-            callbacks.append(StallWarning())
-        history = super().fit(data, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
-                              shuffle=shuffle, callbacks=callbacks, **kwargs)
+        history = super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                              shuffle=shuffle, **kwargs)
         # Keras marks a model built when it calls it; fit calls the towers only: summary() then works
         self.built = self.built or all(tower.built for tower in (self.query_tower, self.candidate_tower))
         return history
-
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        data, batch_size = keras_arguments(x, batch_size, False)
-        return super().evaluate(data, y, batch_size=batch_size, **kwargs)
-
-    def predict(self, x, batch_size=None, **kwargs):
-        data, batch_size = keras_arguments(x, batch_size, False)
-        return super().predict(data, batch_size=batch_size, **kwargs)
-
-    def _remember_inputs(self, data):
-        """Keras saves a model only once it knows its inputs; fit never calls the model itself."""
-        if getattr(self, "_saved_model_inputs_spec", None) is None and hasattr(data, "element_spec"):
-            spec = data.element_spec
-            self._set_save_spec(spec[0] if isinstance(spec, tuple) else spec)
 
     def _attach_catalogues(self, data):
         from tt_tf.io.dataset import Dataset

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from tt_tf._keras import keras, tf
-from tt_tf.data.loader import keras_arguments, loader_specs
+from tt_tf.data.loader import loader_specs
 from tt_tf.metrics.topk import RankMetrics, default_metrics
+from tt_tf.models.dataset_methods import DatasetMethods
 from tt_tf.outputs.prediction import TopKPrediction
 from tt_tf.outputs.topk import BruteForce
 
@@ -31,7 +32,7 @@ def candidate_table(candidates) -> tuple:
 
 
 @keras.utils.register_keras_serializable(package="tt_tf")
-class TopKEncoder(RankMetrics, keras.Model):
+class TopKEncoder(DatasetMethods, RankMetrics, keras.Model):
     """The ``k`` best candidates of each query by dot product, over every candidate.
 
     ``evaluate`` on batches of ``(query features, target id)`` (``Loader(...).map(ToTarget(schema,
@@ -155,17 +156,10 @@ class TopKEncoder(RankMetrics, keras.Model):
             out[f"id_{rank + 1}"] = top.identifiers[:, rank]
         return Dataset(out)
 
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        """Keras's ``evaluate``, also on a ``Loader`` (or a Dataset with ``batch_size``)."""
-        data, batch_size = keras_arguments(x, batch_size, False)
-        return super().evaluate(data, y, batch_size=batch_size, **kwargs)
-
     def predict(self, x, batch_size=None, **kwargs):
         """``TopKPrediction(scores, identifiers)`` of every query row of ``x`` (a Loader, a Dataset
         with ``batch_size``, or ``tf.data``)."""
-        data, batch_size = keras_arguments(x, batch_size, False)
-        out = super().predict(data, batch_size=batch_size, **kwargs)
-        return TopKPrediction(*out) if not isinstance(out, dict) else TopKPrediction(out["scores"], out["identifiers"])
+        return TopKPrediction(*super().predict(x, batch_size=batch_size, **kwargs))
 
     def fit(self, *args, **kwargs):
         raise ValueError("a TopKEncoder is not trained: train the two-tower model, then build it with "
