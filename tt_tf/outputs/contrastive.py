@@ -186,10 +186,13 @@ class ContrastiveOutput(keras.layers.Layer):
             raise ValueError("ContrastiveOutput on a query vector needs schema= (or its first argument): the item "
                              "id column whose ids index its item table")
         scale = 1.0 / self.logits_temperature
-        # no ids to score against (Keras tracing a layer alone in training mode): the catalogue's logits
-        if targets is None and (not training or self._candidate_ids(features, None, required=False) is None):
+        # without targets, scored only in training and only when the features hold the ids (Keras
+        # traces a layer alone in training mode without them): else the catalogue's logits
+        ids = None if targets is None and not training else \
+            self._candidate_ids(features, targets, required=targets is not None)
+        if ids is None:
             return tf.matmul(query, self.item_embeddings, transpose_b=True) * scale
-        ids = tf.cast(self._candidate_ids(features, targets), tf.int64)
+        ids = tf.cast(ids, tf.int64)
         positive = tf.reduce_sum(query * tf.gather(self.item_embeddings, ids), axis=-1, keepdims=True) * scale
         columns, log_counts = [], []
         for sampler in self.negative_samplers:
